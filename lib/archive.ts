@@ -1,0 +1,245 @@
+/**
+ * Reads .tar.gz, .tar and .zip archives as a stream of entries, never holding the archive in
+ * memory: bytes flow response → gunzip → untar (or unzip) → caller. A file's content is read only
+ * when it is within `maxEntryBytes`; decompressed bytes are counted so a bomb stops early.
+ */
+import { createTarDecoder } from "modern-tar";
+import { Unzip, type UnzipFile, UnzipInflate } from "fflate";
+import { AppError, PermanentJobError } from "./errors.ts";
+
+export interface ArchiveEntry {
+  /** The path as the archive states it (not yet checked or normalised). */
+  path: string;
+  kind: "file" | "directory" | "symlink" | "other";
+  size: number;
+  /** The bytes of a file within the entry limit; null for larger files and non-files. */
+  content: Uint8Array | null;
+}
+
+export interface ReadOptions {
+  maxEntryBytes: number;
+  maxDecompressedBytes: number;
+}
+
+export type ArchiveFormat = "tar.gz" | "tar" | "zip";
+
+/** An archive that cannot be read: corrupt, truncated, or not an archive at all. */
+export function invalidArchive(detail: string): PermanentJobError {
+  return new PermanentJobError("invalid_archive", `The archive could not be read: ${detail}.`, 400);
+}
+
+function tooLarge(limit: number): PermanentJobError {
+  return new PermanentJobError(
+    "repo_too_large",
+    `The repository is larger than the limit of ${Math.round(limit / 1048576)} MB of uncompressed data.`,
+    422,
+  );
+}
+
+/** Identifies the format from the first bytes (at least 262 are needed to see a tar's magic). */
+export function sniffFormat(head: Uint8Array): ArchiveFormat | null {
+  if (head[0] === 0x1f && head[1] === 0x8b) return "tar.gz";
+  if (head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5)) return "zip";
+  const magic = new TextDecoder().decode(head.subarray(257, 262));
+  if (magic === "ustar") return "tar";
+  return null;
+}
+
+/** Reads just enough of a stream to sniff its format, and returns a stream that still starts at byte 0. */
+async function peek(
+  input: ReadableStream<Uint8Array>,
+): Promise<{ head: Uint8Array; stream: ReadableStream<Uint8Array> }> {
+  const reader = input.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  while (length < 512) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    length += value.byteLength;
+  }
+  const head = concat(chunks, length);
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      if (head.byteLength) c.enqueue(head);
+    },
+    async pull(c) {
+      const { value, done } = await reader.read();
+      if (done) c.close();
+      else c.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  return { head, stream };
+}
+
+function concat(chunks: Uint8Array[], length = chunks.reduce((n, c) => n + c.byteLength, 0)): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+/** Counts bytes flowing through and errors the stream once more than `limit` have passed. */
+function byteLimit(limit: number): TransformStream<Uint8Array, Uint8Array> {
+  let total = 0;
+  return new TransformStream({
+    transform(chunk, c) {
+      total += chunk.byteLength;
+      if (total > limit) c.error(tooLarge(limit));
+      else c.enqueue(chunk);
+    },
+  });
+}
+
+/** Yields the entries of an archive in order. Errors are typed: invalid_archive or repo_too_large. */
+export async function* readArchive(
+  input: ReadableStream<Uint8Array>,
+  options: ReadOptions,
+): AsyncGenerator<ArchiveEntry> {
+  const { head, stream } = await peek(input);
+  const format = sniffFormat(head);
+  if (!format) {
+    await stream.cancel();
+    throw invalidArchive(head.byteLength === 0 ? "it is empty" : "it is not a .tar.gz, .tar or .zip file");
+  }
+  if (format === "zip") {
+    yield* readZip(stream, options);
+    return;
+  }
+  let tarBytes = stream;
+  if (format === "tar.gz") {
+    tarBytes = stream.pipeThrough(new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>);
+  }
+  yield* readTar(tarBytes.pipeThrough(byteLimit(options.maxDecompressedBytes)), options);
+}
+
+const TAR_KINDS: Record<string, ArchiveEntry["kind"]> = {
+  file: "file",
+  directory: "directory",
+  symlink: "symlink",
+  link: "symlink",
+};
+
+async function* readTar(
+  bytes: ReadableStream<Uint8Array>,
+  options: ReadOptions,
+): AsyncGenerator<ArchiveEntry> {
+  const entries = bytes.pipeThrough(createTarDecoder({ strict: true }));
+  const reader = entries.getReader();
+  try {
+    while (true) {
+      let next;
+      try {
+        next = await reader.read();
+      } catch (e) {
+        throw asArchiveError(e);
+      }
+      if (next.done) return;
+      const { header, body } = next.value;
+      const kind = TAR_KINDS[header.type ?? "file"] ?? "other";
+      let content: Uint8Array | null = null;
+      try {
+        if (kind === "file" && header.size <= options.maxEntryBytes) {
+          content = new Uint8Array(await new Response(body).arrayBuffer());
+        } else {
+          await body.pipeTo(new WritableStream());
+        }
+      } catch (e) {
+        throw asArchiveError(e);
+      }
+      yield { path: header.name, kind, size: header.size, content };
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+function asArchiveError(e: unknown): Error {
+  if (e instanceof AppError) return e;
+  const detail = e instanceof Error ? e.message : String(e);
+  return invalidArchive(/end|truncat|unexpected/i.test(detail) ? "it is truncated" : "it is corrupt");
+}
+
+async function* readZip(
+  stream: ReadableStream<Uint8Array>,
+  options: ReadOptions,
+): AsyncGenerator<ArchiveEntry> {
+  const ready: ArchiveEntry[] = [];
+  let failure: Error | null = null;
+  let decompressed = 0;
+  let open = 0;
+  const unzip = new Unzip((file) => onFile(file));
+  unzip.register(UnzipInflate);
+
+  function onFile(file: UnzipFile) {
+    if (file.name.endsWith("/")) {
+      ready.push({ path: file.name, kind: "directory", size: 0, content: null });
+      return;
+    }
+    if (file.compression !== 0 && file.compression !== 8) {
+      ready.push({ path: file.name, kind: "other", size: file.originalSize ?? 0, content: null });
+      return;
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    open++;
+    file.ondata = (err, data, final) => {
+      if (failure) return;
+      if (err) {
+        failure = invalidArchive("it is corrupt");
+        return;
+      }
+      decompressed += data.byteLength;
+      size += data.byteLength;
+      if (decompressed > options.maxDecompressedBytes) {
+        failure = tooLarge(options.maxDecompressedBytes);
+        file.terminate();
+        return;
+      }
+      if (size <= options.maxEntryBytes) chunks.push(data);
+      else chunks.length = 0;
+      if (final) {
+        open--;
+        const content = size <= options.maxEntryBytes ? concat(chunks, size) : null;
+        ready.push({ path: file.name, kind: "file", size, content });
+      }
+    };
+    file.start();
+  }
+
+  const push = (chunk: Uint8Array, final: boolean) => {
+    try {
+      unzip.push(chunk, final);
+    } catch {
+      failure ??= invalidArchive("it is corrupt");
+    }
+  };
+  const reader = stream.getReader();
+  try {
+    while (true) {
+      let next;
+      try {
+        next = await reader.read();
+      } catch (e) {
+        throw asArchiveError(e);
+      }
+      if (next.done) break;
+      push(next.value, false);
+      if (failure) throw failure;
+      yield* ready.splice(0);
+    }
+    push(new Uint8Array(0), true);
+    if (failure) throw failure;
+    if (open > 0) throw invalidArchive("it is truncated");
+    yield* ready.splice(0);
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}

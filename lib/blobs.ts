@@ -1,0 +1,113 @@
+/**
+ * Values larger than one KV value (64 KiB), stored as parts under a base key.
+ * Layout: parts at [...base, i], then the metadata at [...base]. The metadata write is the commit
+ * point: a reader that finds metadata finds every part, and a reader never sees half a blob.
+ * Small blobs keep their bytes inline in the metadata (one KV value, one mutation).
+ */
+import { KvBatch } from "./kv_util.ts";
+
+export const PART_BYTES = 60 * 1024;
+
+export interface BlobMeta {
+  size: number;
+  parts: number;
+  inline?: Uint8Array;
+  /** Extra fields callers keep beside the bytes (language, tokens, content type …). */
+  info?: Record<string, unknown>;
+}
+
+/** Queues the writes for one blob on `batch`; the caller's `flush` commits them. */
+export async function writeBlob(
+  batch: KvBatch,
+  base: Deno.KvKey,
+  bytes: Uint8Array,
+  info?: Record<string, unknown>,
+  expireIn?: number,
+): Promise<void> {
+  if (bytes.byteLength <= PART_BYTES) {
+    await batch.set(
+      base,
+      { size: bytes.byteLength, parts: 0, inline: bytes, info } satisfies BlobMeta,
+      expireIn,
+    );
+    return;
+  }
+  const parts = Math.ceil(bytes.byteLength / PART_BYTES);
+  for (let i = 0; i < parts; i++) {
+    await batch.set([...base, i], bytes.subarray(i * PART_BYTES, (i + 1) * PART_BYTES), expireIn);
+  }
+  await batch.set(base, { size: bytes.byteLength, parts, info } satisfies BlobMeta, expireIn);
+}
+
+/** Writes one blob and commits it. */
+export async function putBlob(
+  kv: Deno.Kv,
+  base: Deno.KvKey,
+  bytes: Uint8Array,
+  info?: Record<string, unknown>,
+  expireIn?: number,
+): Promise<void> {
+  const batch = new KvBatch(kv);
+  await writeBlob(batch, base, bytes, info, expireIn);
+  await batch.flush();
+}
+
+/** The blob's metadata, or null when no complete blob is stored at `base`. */
+export async function getBlobMeta(kv: Deno.Kv, base: Deno.KvKey): Promise<BlobMeta | null> {
+  return (await kv.get<BlobMeta>(base)).value;
+}
+
+/** Streams the bytes from `start` to `end` (exclusive) of a blob, reading parts as they are pulled. */
+export function streamBlob(kv: Deno.Kv, base: Deno.KvKey, meta: BlobMeta, start = 0, end = meta.size) {
+  if (meta.inline) {
+    return new ReadableStream<Uint8Array>({
+      start(c) {
+        if (end > start) c.enqueue(meta.inline!.subarray(start, end));
+        c.close();
+      },
+    });
+  }
+  let part = Math.floor(start / PART_BYTES);
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const partStart = part * PART_BYTES;
+      if (partStart >= end) return c.close();
+      const entry = await kv.get<Uint8Array>([...base, part]);
+      if (!entry.value) return c.error(new Error(`blob part ${part} is missing`));
+      const from = Math.max(0, start - partStart);
+      const to = Math.min(entry.value.byteLength, end - partStart);
+      c.enqueue(entry.value.subarray(from, to));
+      part++;
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Reads a whole blob into memory (for values known to be small enough, such as one file). */
+export async function readBlob(
+  kv: Deno.Kv,
+  base: Deno.KvKey,
+  meta?: BlobMeta | null,
+): Promise<Uint8Array | null> {
+  meta ??= await getBlobMeta(kv, base);
+  if (!meta) return null;
+  if (meta.inline) return meta.inline;
+  const out = new Uint8Array(meta.size);
+  for (let first = 0; first < meta.parts; first += 10) {
+    const partKeys = [];
+    for (let i = first; i < Math.min(meta.parts, first + 10); i++) partKeys.push([...base, i]);
+    const entries = await kv.getMany<Uint8Array[]>(partKeys);
+    for (const [j, entry] of entries.entries()) {
+      if (!entry.value) throw new Error(`blob part ${first + j} is missing`);
+      out.set(entry.value, (first + j) * PART_BYTES);
+    }
+  }
+  return out;
+}
+
+/** Deletes a blob: the metadata first (so it disappears at once), then every part. */
+export async function deleteBlob(kv: Deno.Kv, base: Deno.KvKey): Promise<void> {
+  await kv.delete(base);
+  const batch = new KvBatch(kv);
+  for await (const entry of kv.list({ prefix: base })) await batch.delete(entry.key);
+  await batch.flush();
+}

@@ -1,0 +1,145 @@
+import { z } from "zod";
+
+/** A rate-limit policy: `limit` requests per `windowSeconds`. */
+export interface RatePolicy {
+  limit: number;
+  windowSeconds: number;
+}
+
+export type PolicyName = "read" | "ingest" | "generate" | "chat";
+
+const DEFAULT_RATE_LIMITS = "read=120/1m,ingest=5/1h,generate=20/1h,chat=20/1h";
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Parses `read=120/1m,ingest=5/1h` into policies; unknown names or malformed parts are errors. */
+export function parseRateLimits(text: string): Record<PolicyName, RatePolicy> {
+  const policies = parseRateLimitParts(DEFAULT_RATE_LIMITS);
+  Object.assign(policies, parseRateLimitParts(text));
+  return policies;
+}
+
+function parseRateLimitParts(text: string): Record<PolicyName, RatePolicy> {
+  const out = {} as Record<PolicyName, RatePolicy>;
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const m = /^(read|ingest|generate|chat)=(\d+)\/(\d*)([smhd])$/.exec(part);
+    if (!m) throw new Error(`"${part}" is not NAME=COUNT/WINDOW (e.g. read=120/1m)`);
+    out[m[1] as PolicyName] = {
+      limit: Number(m[2]),
+      windowSeconds: Number(m[3] || "1") * UNIT_SECONDS[m[4]],
+    };
+  }
+  return out;
+}
+
+/** Parses durations such as `7d`, `24h`, `90s`, `500ms` into milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a duration such as 30s, 5m, 24h or 7d`);
+  const n = Number(m[1]);
+  return m[2] === "ms" ? n : n * UNIT_SECONDS[m[2]] * 1000;
+}
+
+const duration = (fallback: string) =>
+  z.string().default(fallback).transform((v, ctx) => {
+    try {
+      return parseDuration(v);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: (e as Error).message });
+      return z.NEVER;
+    }
+  });
+const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+const optionalText = z.string().trim().min(1).optional().catch(undefined);
+const url = (fallback: string) =>
+  z.url({ protocol: /^https?$/ }).default(fallback).transform((u) => u.replace(/\/+$/, ""));
+
+const schema = z.object({
+  PORT: int(8000, 0),
+  KV_PATH: z.string().min(1).optional(),
+  OPENAI_API_KEY: optionalText,
+  OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  LLM_MODEL: z.string().min(1).default("gpt-4o-mini"),
+  LLM_TIMEOUT: duration("120s"),
+  TTS_MODEL: optionalText,
+  TTS_VOICES: z.string().default("alloy,onyx"),
+  GITHUB_API_URL: url("https://api.github.com"),
+  GITHUB_CODELOAD_URL: url("https://codeload.github.com"),
+  GITHUB_WEB_HOSTS: z.string().default("github.com,www.github.com"),
+  GITHUB_TOKEN: optionalText,
+  ADMIN_TOKEN: optionalText,
+  TRUST_PROXY: int(0, 0),
+  RATE_LIMITS: z.string().default(DEFAULT_RATE_LIMITS).transform((v, ctx) => {
+    try {
+      return parseRateLimits(v);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: (e as Error).message });
+      return z.NEVER;
+    }
+  }),
+  REPO_TTL: duration("7d"),
+  JOB_TTL: duration("24h"),
+  UPLOAD_MAX_BYTES: int(50 * 1024 * 1024, 1),
+  MAX_FILE_BYTES: int(1024 * 1024, 1),
+  MAX_FILES: int(50_000, 1),
+  MAX_TOTAL_BYTES: int(300 * 1024 * 1024, 1),
+  MAX_DECOMPRESSED_BYTES: int(1024 * 1024 * 1024, 1),
+  WORKER_CONCURRENCY: int(4, 1),
+  JOB_MAX_ATTEMPTS: int(4, 1),
+  JOB_TIMEOUT: duration("10m"),
+  JOB_LEASE: duration("30s"),
+  QUEUES: z.enum(["auto", "on", "off"]).default("auto"),
+  CORS_ORIGINS: z.string().default(""),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+});
+
+export type Config = ReturnType<typeof configFromEnv>;
+
+/** Reads and validates configuration once; throws an Error naming each bad variable. */
+export function configFromEnv(env: Record<string, string | undefined>) {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  const c = result.data;
+  const onDeploy = Boolean(env.DENO_DEPLOYMENT_ID);
+  return {
+    port: c.PORT,
+    kvPath: c.KV_PATH ?? (onDeploy ? undefined : "./data/repolm.kv"),
+    llm: {
+      apiKey: c.OPENAI_API_KEY,
+      baseUrl: c.OPENAI_BASE_URL,
+      model: c.OPENAI_API_KEY ? c.LLM_MODEL : "offline",
+      timeoutMs: c.LLM_TIMEOUT,
+      ttsModel: c.TTS_MODEL,
+      ttsVoices: c.TTS_VOICES.split(",").map((v) => v.trim()).filter(Boolean),
+    },
+    github: {
+      apiUrl: c.GITHUB_API_URL,
+      codeloadUrl: c.GITHUB_CODELOAD_URL,
+      webHosts: c.GITHUB_WEB_HOSTS.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean),
+      token: c.GITHUB_TOKEN,
+    },
+    adminToken: c.ADMIN_TOKEN,
+    trustProxy: c.TRUST_PROXY,
+    rateLimits: c.RATE_LIMITS,
+    repoTtlMs: c.REPO_TTL,
+    jobTtlMs: c.JOB_TTL,
+    limits: {
+      uploadBytes: c.UPLOAD_MAX_BYTES,
+      fileBytes: c.MAX_FILE_BYTES,
+      files: c.MAX_FILES,
+      totalBytes: c.MAX_TOTAL_BYTES,
+      decompressedBytes: c.MAX_DECOMPRESSED_BYTES,
+    },
+    jobs: {
+      concurrency: c.WORKER_CONCURRENCY,
+      maxAttempts: c.JOB_MAX_ATTEMPTS,
+      timeoutMs: c.JOB_TIMEOUT,
+      leaseMs: c.JOB_LEASE,
+      useQueues: c.QUEUES === "on" || (c.QUEUES === "auto" && !onDeploy),
+    },
+    corsOrigins: c.CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean),
+    logLevel: c.LOG_LEVEL,
+  };
+}

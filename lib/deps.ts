@@ -1,0 +1,14 @@
+/** The dependencies main.ts builds once and passes down; tests build their own. */
+import type { Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import type { JobStore } from "./jobs.ts";
+import type { Logger } from "./log.ts";
+
+export interface AppDeps {
+  kv: Deno.Kv;
+  config: Config;
+  clock: Clock;
+  log: Logger;
+  jobs: JobStore;
+  version: string;
+}

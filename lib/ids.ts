@@ -1,0 +1,14 @@
+import { encodeBase64Url } from "./encoding.ts";
+
+/** A random, URL-safe id that sorts by creation time (time prefix, then 80 random bits). */
+export function newId(now = Date.now()): string {
+  const random = crypto.getRandomValues(new Uint8Array(10));
+  return now.toString(36).padStart(9, "0") + encodeBase64Url(random);
+}
+
+/** A stable, URL-safe id derived from `parts` (SHA-256, first 128 bits). */
+export async function stableId(...parts: unknown[]): Promise<string> {
+  const data = new TextEncoder().encode(JSON.stringify(parts));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  return encodeBase64Url(digest.subarray(0, 16));
+}

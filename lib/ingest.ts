@@ -1,0 +1,158 @@
+/**
+ * The ingest pipeline: archive entries → path checks → filters → file facts → KV, plus the
+ * retrieval index and the tree, all in one streaming pass with bounded memory. It writes only
+ * under the repo's data generation; the caller makes the repo visible when this returns.
+ */
+import { readArchive } from "./archive.ts";
+import { writeBlob } from "./blobs.ts";
+import { PermanentJobError } from "./errors.ts";
+import { countTokens, detectLanguage, filePriority } from "./file_info.ts";
+import { contentFilter, type FilterOptions, pathFilter, type SkipReason } from "./filters.ts";
+import { keys } from "./keys.ts";
+import type { KvBatch } from "./kv_util.ts";
+import { checkArchivePath, isUnder, MAX_PATH_BYTES } from "./paths.ts";
+import type { RepoStats } from "./repos.ts";
+import { IndexBuilder } from "./retrieval.ts";
+
+export interface IngestLimits {
+  fileBytes: number;
+  files: number;
+  totalBytes: number;
+  decompressedBytes: number;
+}
+
+export interface TreeFile {
+  path: string;
+  bytes: number;
+  tokens: number;
+  language: string;
+  priority: number;
+}
+
+export interface Tree {
+  files: TreeFile[];
+  skipped: { path: string; reason: SkipReason }[];
+}
+
+export interface IngestInput {
+  repoId: string;
+  gen: string;
+  archive: ReadableStream<Uint8Array>;
+  /** Leading folders to drop from every path (1 for GitHub's codeload archives). */
+  stripSegments: number;
+  filters: FilterOptions;
+  limits: IngestLimits;
+  /** Carries the lease check: a worker that lost its job writes nothing. */
+  batch: KvBatch;
+  signal: AbortSignal;
+  onFile?(filesSeen: number): Promise<void> | void;
+  onPhase?(phase: "indexing", done: number, total: number): Promise<void> | void;
+}
+
+export interface IngestResult {
+  stats: RepoStats;
+  indexShards: number;
+}
+
+function tooLarge(what: string): PermanentJobError {
+  return new PermanentJobError("repo_too_large", `The repository is larger than the limit of ${what}.`, 422);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function decodeText(bytes: Uint8Array): string | null {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** Runs the pipeline over one archive stream. Throws invalid_archive / repo_too_large on bad input. */
+export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
+  const { limits, batch, repoId, gen } = input;
+  const skipFor = pathFilter(input.filters);
+  const index = new IndexBuilder(repoId, gen, batch);
+  const tree: Tree = { files: [], skipped: [] };
+  const stored = new Set<string>();
+  const stats: RepoStats = { files: 0, skipped: 0, bytes: 0, tokens: 0, languages: {} };
+  let fileEntries = 0;
+  let storedBytes = 0;
+  const skip = (path: string, reason: SkipReason) => tree.skipped.push({ path, reason });
+
+  const entries = readArchive(input.archive, {
+    maxEntryBytes: limits.fileBytes,
+    maxDecompressedBytes: limits.decompressedBytes,
+  });
+  for await (const entry of entries) {
+    input.signal.throwIfAborted();
+    const checked = checkArchivePath(entry.path, input.stripSegments);
+    if (!checked.ok) {
+      throw new PermanentJobError(
+        "invalid_archive",
+        `The archive has an unsafe path: it ${checked.reason}.`,
+        400,
+      );
+    }
+    const path = checked.path;
+    if (!path || entry.kind === "directory") continue;
+    if (input.filters.subpath && !isUnder(path, input.filters.subpath)) continue;
+    if (entry.kind === "symlink") {
+      skip(path, "symlink");
+      continue;
+    }
+    if (entry.kind !== "file") continue;
+    if (++fileEntries > limits.files) throw tooLarge(`${limits.files} files`);
+    await input.onFile?.(fileEntries);
+    if (new TextEncoder().encode(path).byteLength > MAX_PATH_BYTES) {
+      skip(path.slice(0, 200), "limit");
+      continue;
+    }
+    const byPath = skipFor(path);
+    if (byPath) {
+      skip(path, byPath);
+      continue;
+    }
+    if (entry.size > limits.fileBytes || !entry.content) {
+      skip(path, "too_large");
+      continue;
+    }
+    const byContent = contentFilter(entry.content);
+    const text = byContent ? null : decodeText(entry.content);
+    if (byContent || text === null) {
+      skip(path, byContent ?? "binary");
+      continue;
+    }
+    storedBytes += entry.content.byteLength;
+    if (storedBytes > limits.totalBytes) {
+      throw tooLarge(`${Math.round(limits.totalBytes / 1048576)} MB of stored files`);
+    }
+    const file: TreeFile = {
+      path,
+      bytes: entry.content.byteLength,
+      tokens: countTokens(text),
+      language: detectLanguage(path),
+      priority: filePriority(path),
+    };
+    await writeBlob(batch, keys.repoFile(repoId, gen, path), entry.content, { ...file });
+    await index.add(path, text);
+    if (stored.has(path)) tree.files = tree.files.filter((f) => f.path !== path);
+    stored.add(path);
+    tree.files.push(file);
+  }
+
+  for (const f of tree.files) {
+    stats.bytes += f.bytes;
+    stats.tokens += f.tokens;
+    stats.languages[f.language] = (stats.languages[f.language] ?? 0) + f.bytes;
+  }
+  stats.files = tree.files.length;
+  stats.skipped = tree.skipped.length;
+  await input.onPhase?.("indexing", 0, 1);
+  const indexShards = await index.finish();
+  tree.files.sort((a, b) => a.path.localeCompare(b.path));
+  await writeBlob(batch, keys.repoTree(repoId, gen), new TextEncoder().encode(JSON.stringify(tree)));
+  await batch.flush();
+  await input.onPhase?.("indexing", 1, 1);
+  return { stats, indexShards };
+}

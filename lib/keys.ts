@@ -1,0 +1,40 @@
+/**
+ * Every Deno KV key the app uses is built here, so the whole key space can be read in one place.
+ * Families and their roles:
+ *   repo / repo_expiry / repo_data      repository records, their expiry index, files and indexes
+ *   gh_resolve                          short-lived cache of GitHub ref → commit resolution
+ *   job / job_active / job_ready / job_running / job_lease / job_stats / job_signal   the job system
+ *   artifact / artifact_identity / artifact_text / artifact_data   generated artifacts
+ *   rl / quota / apikey / circuit / llm_budget                      traffic control and providers
+ */
+type Part = Deno.KvKeyPart;
+
+export const keys = {
+  repo: (id: string) => ["repo", id] as const,
+  repoExpiry: (expiresAt: number, id: string) => ["repo_expiry", expiresAt, id] as const,
+  repoExpiryPrefix: () => ["repo_expiry"] as const,
+  /** A repo's data is kept per generation (the ingest job's id), so a re-ingest never mixes with a sweep. */
+  repoData: (id: string, gen: string) => ["repo_data", id, gen] as const,
+  repoFile: (id: string, gen: string, path: string) => ["repo_data", id, gen, "file", path] as const,
+  repoTree: (id: string, gen: string) => ["repo_data", id, gen, "tree"] as const,
+  repoIndexShard: (id: string, gen: string, shard: number) => ["repo_data", id, gen, "index", shard] as const,
+  uploadPending: (id: string) => ["upload_pending", id] as const,
+  uploadPendingPrefix: () => ["upload_pending"] as const,
+  githubResolve: (owner: string, name: string, ref: string) => ["gh_resolve", owner, name, ref] as const,
+
+  job: (id: string) => ["job", id] as const,
+  jobActive: (dedupeKey: string) => ["job_active", dedupeKey] as const,
+  jobReady: (runAt: number, id: string) => ["job_ready", runAt, id] as const,
+  jobReadyPrefix: () => ["job_ready"] as const,
+  jobRunning: (id: string) => ["job_running", id] as const,
+  jobRunningPrefix: () => ["job_running"] as const,
+  jobLease: (id: string) => ["job_lease", id] as const,
+  jobStats: (type: string) => ["job_stats", type] as const,
+  jobSignal: () => ["job_signal"] as const,
+
+  artifact: (id: string) => ["artifact", id] as const,
+  artifactText: (id: string, seq: number) => ["artifact_text", id, seq] as const,
+  artifactTextPrefix: (id: string) => ["artifact_text", id] as const,
+  artifactData: (id: string, name: string) => ["artifact_data", id, name] as const,
+  artifactDataPrefix: (id: string) => ["artifact_data", id] as const,
+} satisfies Record<string, (...args: never[]) => readonly Part[]>;

@@ -1,0 +1,104 @@
+/** Deno KV helpers shared by every store: commit retries, batched writes and prefix deletes. */
+
+/** KV limits per atomic commit, with headroom (see DESIGN.md). */
+const MAX_MUTATIONS = 900;
+const MAX_COMMIT_BYTES = 700 * 1024;
+
+/** True for the transient error several processes on one local KV file can raise. */
+function isTransient(e: unknown): boolean {
+  return e instanceof Error && /database is locked|busy/i.test(e.message);
+}
+
+/**
+ * Runs `commit` and retries it with full-jitter backoff while the local KV file is locked by
+ * another process. The callback builds a fresh atomic operation each time.
+ */
+export async function commitWithRetry(
+  commit: () => Promise<Deno.KvCommitResult | Deno.KvCommitError>,
+  attempts = 8,
+): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
+  for (let i = 0;; i++) {
+    try {
+      return await commit();
+    } catch (e) {
+      if (!isTransient(e) || i >= attempts - 1) throw e;
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(1000, 10 * 2 ** i)));
+    }
+  }
+}
+
+function keySize(key: Deno.KvKey): number {
+  let n = 0;
+  for (const p of key) n += typeof p === "string" ? p.length * 3 : p instanceof Uint8Array ? p.length : 9;
+  return n + 8;
+}
+
+function valueSize(value: unknown): number {
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (typeof value === "string") return value.length * 3;
+  return JSON.stringify(value, (_k, v) => v instanceof Uint8Array ? "x".repeat(v.byteLength) : v)?.length ??
+    16;
+}
+
+type Op = { key: Deno.KvKey; value?: unknown; expireIn?: number };
+
+/**
+ * Collects set/delete mutations and commits them in atomic operations that stay within KV's
+ * limits. `checks` are added to every commit, so a writer that lost its lease writes nothing.
+ */
+export class KvBatch {
+  #ops: Op[] = [];
+  #bytes = 0;
+
+  constructor(
+    private readonly kv: Deno.Kv,
+    private readonly checks: () => Deno.AtomicCheck[] = () => [],
+    private readonly onCheckFailed: () => Error = () => new Error("a KV check failed"),
+  ) {}
+
+  /** Queues a set; commits first when the pending operation would grow past KV's limits. */
+  async set(key: Deno.KvKey, value: unknown, expireIn?: number): Promise<void> {
+    await this.#add({ key, value, expireIn }, keySize(key) + valueSize(value));
+  }
+
+  /** Queues a delete. */
+  async delete(key: Deno.KvKey): Promise<void> {
+    await this.#add({ key }, keySize(key));
+  }
+
+  async #add(op: Op, size: number): Promise<void> {
+    if (this.#ops.length + 1 > MAX_MUTATIONS || this.#bytes + size > MAX_COMMIT_BYTES) await this.flush();
+    this.#ops.push(op);
+    this.#bytes += size;
+  }
+
+  /** Commits everything queued so far. */
+  async flush(): Promise<void> {
+    if (this.#ops.length === 0) return;
+    const ops = this.#ops;
+    this.#ops = [];
+    this.#bytes = 0;
+    const result = await commitWithRetry(() => {
+      const atomic = this.kv.atomic();
+      for (const check of this.checks()) atomic.check(check);
+      for (const op of ops) {
+        if ("value" in op) atomic.set(op.key, op.value, op.expireIn ? { expireIn: op.expireIn } : undefined);
+        else atomic.delete(op.key);
+      }
+      return atomic.commit();
+    });
+    if (!result.ok) throw this.onCheckFailed();
+  }
+}
+
+/** Deletes every key under `prefix`, in batches. Returns how many were deleted. */
+export async function deletePrefix(kv: Deno.Kv, prefix: Deno.KvKey): Promise<number> {
+  let count = 0;
+  const batch = new KvBatch(kv);
+  for await (const entry of kv.list({ prefix }, { batchSize: 500 })) {
+    await batch.delete(entry.key);
+    count++;
+  }
+  await batch.flush();
+  return count;
+}

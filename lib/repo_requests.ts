@@ -1,0 +1,116 @@
+/**
+ * What `POST /api/repos` and the upload route do: resolve the source, then join an existing repo
+ * or ingest, or start one ingest job, the repo record created in the same commit.
+ */
+import type { Clock } from "./clock.ts";
+import { AppError } from "./errors.ts";
+import { type GitHubConfig, resolveRepo } from "./github.ts";
+import { parseGitHubUrl, withExplicitRef } from "./github_url.ts";
+import { stableId } from "./ids.ts";
+import type { JobRecord, JobStore } from "./jobs.ts";
+import {
+  EMPTY_STATS,
+  getRepoEntry,
+  type RepoEntry,
+  type RepoFilters,
+  type RepoRecord,
+  type RepoSource,
+  saveRepo,
+} from "./repos.ts";
+
+export interface RepoRequestDeps {
+  kv: Deno.Kv;
+  clock: Clock;
+  jobs: JobStore;
+  github: GitHubConfig & { webHosts: string[] };
+  repoTtlMs: number;
+}
+
+export interface GitHubIngestRequest {
+  url: string;
+  ref?: string;
+  include?: string[];
+  exclude?: string[];
+}
+
+export type IngestAnswer = { repo: RepoRecord; job?: JobRecord };
+
+function normalizedFilters(req: { include?: string[]; exclude?: string[] }): RepoFilters {
+  const sorted = (list?: string[]) => list?.length ? [...new Set(list)].sort() : undefined;
+  return { include: sorted(req.include), exclude: sorted(req.exclude) };
+}
+
+/**
+ * Resolves a GitHub URL to a commit and returns the ready repo (no job), the running ingest it
+ * joins, or a new ingest. Twenty simultaneous callers get one job and one download.
+ */
+export async function requestGitHubIngest(
+  deps: RepoRequestDeps,
+  req: GitHubIngestRequest,
+): Promise<IngestAnswer> {
+  const target = withExplicitRef(parseGitHubUrl(req.url, deps.github.webHosts), req.ref);
+  const resolved = await resolveRepo(deps.kv, deps.github, target);
+  const filters = normalizedFilters(req);
+  const source: RepoSource = {
+    type: "github",
+    owner: resolved.owner,
+    name: resolved.name,
+    ref: resolved.ref,
+    sha: resolved.sha,
+    ...(target.subpath ? { subpath: target.subpath } : {}),
+  };
+  const id = await stableId(
+    "github",
+    source.owner!.toLowerCase(),
+    source.name!.toLowerCase(),
+    source.sha,
+    source.subpath ?? "",
+    filters,
+  );
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const entry = await getRepoEntry(deps.kv, deps.clock, id);
+    const existing = entry.value;
+    if (existing?.status === "ready") return { repo: existing };
+    if (existing?.status === "ingesting") {
+      const job = await deps.jobs.get(existing.gen);
+      if (job && (job.status === "queued" || job.status === "running")) return { repo: existing, job };
+    }
+    const created = await startIngest(deps, id, source, filters, entry);
+    if (created) return created;
+  }
+  throw new AppError(503, "busy", "Too many simultaneous requests for this repository; try again.");
+}
+
+/** Creates the repo record and its ingest job in one commit; null when another request won the race. */
+async function startIngest(
+  deps: RepoRequestDeps,
+  id: string,
+  source: RepoSource,
+  filters: RepoFilters,
+  entry: RepoEntry,
+): Promise<IngestAnswer | null> {
+  const now = deps.clock.now();
+  let repo: RepoRecord | undefined;
+  const answer = await deps.jobs.create(
+    { type: "ingest", subject: { repoId: id }, payload: {}, dedupeKey: `ingest:${id}` },
+    (atomic, job) => {
+      repo = {
+        id,
+        status: "ingesting",
+        source,
+        filters,
+        stats: EMPTY_STATS,
+        indexShards: 0,
+        gen: job.id,
+        createdAt: now,
+        expiresAt: now + deps.repoTtlMs,
+      };
+      atomic.check(entry);
+      saveRepo(atomic, repo, entry.stored);
+    },
+  );
+  if (!answer) return null;
+  if (answer.created) return { repo: repo!, job: answer.job };
+  const current = (await getRepoEntry(deps.kv, deps.clock, id)).value;
+  return current ? { repo: current, job: answer.job } : null;
+}

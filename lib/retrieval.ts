@@ -1,0 +1,159 @@
+/**
+ * The retrieval index for chat and concepts: files split into line-ranged chunks, indexed with
+ * BM25 (MiniSearch). Built while ingesting, in shards of bounded size so memory stays bounded
+ * whatever the repository's size; each shard is stored in KV as a blob.
+ */
+import MiniSearch from "minisearch";
+import { getBlobMeta, readBlob, writeBlob } from "./blobs.ts";
+import { keys } from "./keys.ts";
+import type { KvBatch } from "./kv_util.ts";
+
+export interface Chunk {
+  path: string;
+  startLine: number;
+  endLine: number;
+}
+
+export interface Hit extends Chunk {
+  score: number;
+}
+
+const LINES_PER_CHUNK = 40;
+const MAX_CHUNK_CHARS = 4000;
+const SHARD_TEXT_BYTES = 4 * 1024 * 1024;
+
+/** Splits identifiers too: `parseGitHubUrl` is found by "parse", "github" and "url". */
+function tokenize(text: string): string[] {
+  const out: string[] = [];
+  for (const word of text.split(/[^A-Za-z0-9_]+/)) {
+    if (!word) continue;
+    out.push(word);
+    const parts = word.split(/_|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])/);
+    if (parts.length > 1) out.push(...parts);
+  }
+  return out;
+}
+
+function processTerm(term: string): string | null {
+  const t = term.toLowerCase();
+  return t.length < 2 || t.length > 40 ? null : t;
+}
+
+const OPTIONS = {
+  fields: ["path", "text"],
+  storeFields: ["path", "startLine", "endLine"],
+  tokenize,
+  processTerm,
+};
+
+/** Splits a file into chunks of about 40 lines (fewer when lines are very long). */
+export function chunkLines(text: string): { startLine: number; endLine: number; text: string }[] {
+  const lines = text.split("\n");
+  const chunks = [];
+  let start = 0;
+  while (start < lines.length) {
+    let end = start;
+    let chars = 0;
+    while (
+      end < lines.length && end - start < LINES_PER_CHUNK &&
+      (chars === 0 || chars + lines[end].length < MAX_CHUNK_CHARS)
+    ) {
+      chars += lines[end].length + 1;
+      end++;
+    }
+    const body = lines.slice(start, end).join("\n");
+    if (body.trim()) chunks.push({ startLine: start + 1, endLine: end, text: body });
+    start = end;
+  }
+  return chunks;
+}
+
+/** Accumulates chunks into shards and writes each full shard to KV through the ingest's batch. */
+export class IndexBuilder {
+  #index = new MiniSearch(OPTIONS);
+  #shardText = 0;
+  #nextId = 0;
+  shards = 0;
+  chunks = 0;
+
+  constructor(
+    private readonly repoId: string,
+    private readonly gen: string,
+    private readonly batch: KvBatch,
+  ) {}
+
+  /** Indexes one file's chunks; writes a shard when the current one is full. */
+  async add(path: string, text: string): Promise<void> {
+    for (const chunk of chunkLines(text)) {
+      this.#index.add({ id: this.#nextId++, path, ...chunk });
+      this.#shardText += chunk.text.length;
+      this.chunks++;
+    }
+    if (this.#shardText >= SHARD_TEXT_BYTES) await this.#writeShard();
+  }
+
+  async #writeShard(): Promise<void> {
+    if (this.#index.documentCount === 0) return;
+    const bytes = new TextEncoder().encode(JSON.stringify(this.#index));
+    await writeBlob(this.batch, keys.repoIndexShard(this.repoId, this.gen, this.shards), bytes);
+    this.shards++;
+    this.#index = new MiniSearch(OPTIONS);
+    this.#shardText = 0;
+  }
+
+  /** Writes the last shard; returns the shard count. */
+  async finish(): Promise<number> {
+    await this.#writeShard();
+    return this.shards;
+  }
+}
+
+/** A small per-process cache of loaded shards (bounded; KV is the truth). */
+const shardCache = new Map<string, MiniSearch>();
+const SHARD_CACHE_SIZE = 8;
+
+async function loadShard(
+  kv: Deno.Kv,
+  repoId: string,
+  gen: string,
+  shard: number,
+): Promise<MiniSearch | null> {
+  const cacheKey = `${repoId}:${gen}:${shard}`;
+  const hit = shardCache.get(cacheKey);
+  if (hit) {
+    shardCache.delete(cacheKey);
+    shardCache.set(cacheKey, hit);
+    return hit;
+  }
+  const base = keys.repoIndexShard(repoId, gen, shard);
+  const meta = await getBlobMeta(kv, base);
+  if (!meta) return null;
+  const bytes = await readBlob(kv, base, meta);
+  const index = MiniSearch.loadJSON(new TextDecoder().decode(bytes!), OPTIONS);
+  shardCache.set(cacheKey, index);
+  if (shardCache.size > SHARD_CACHE_SIZE) shardCache.delete(shardCache.keys().next().value!);
+  return index;
+}
+
+/** The best `limit` chunks for `query` across every shard of a repo's index (BM25 scores). */
+export async function searchRepo(
+  kv: Deno.Kv,
+  repo: { id: string; gen: string; indexShards: number },
+  query: string,
+  limit = 8,
+): Promise<Hit[]> {
+  const hits: Hit[] = [];
+  for (let shard = 0; shard < repo.indexShards; shard++) {
+    const index = await loadShard(kv, repo.id, repo.gen, shard);
+    if (!index) continue;
+    for (const r of index.search(query, { boost: { path: 2 }, prefix: (t) => t.length > 3 })) {
+      hits.push({
+        path: r.path,
+        startLine: r.startLine,
+        endLine: r.endLine,
+        score: Math.round(r.score * 1000) / 1000,
+      });
+    }
+  }
+  return hits.sort((a, b) => b.score - a.score).slice(0, limit);
+}

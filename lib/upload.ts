@@ -1,0 +1,174 @@
+/**
+ * Ingests an uploaded archive inside the request that carries it: multipart body → busboy →
+ * ingest pipeline → KV, streamed. The repo record is written only when the ingest succeeded; a
+ * bad upload leaves nothing behind. A marker lets the sweeper remove data a crash left behind.
+ */
+// @ts-types="@types/busboy"
+import Busboy from "busboy";
+import { Readable } from "node:stream";
+import type { Clock } from "./clock.ts";
+import { BadRequestError, LimitError } from "./errors.ts";
+import { newId } from "./ids.ts";
+import { ingestArchive, type IngestLimits } from "./ingest.ts";
+import { keys } from "./keys.ts";
+import { KvBatch } from "./kv_util.ts";
+import { deleteRepoData, type RepoRecord, saveRepo } from "./repos.ts";
+import { validGlobs } from "./filters.ts";
+
+export interface UploadDeps {
+  kv: Deno.Kv;
+  clock: Clock;
+  limits: IngestLimits & { uploadBytes: number };
+  repoTtlMs: number;
+}
+
+const ARCHIVE_NAME = /\.(tar\.gz|tgz|tar|zip)$/i;
+/** How long an unfinished upload's data may sit before the sweeper treats it as abandoned. */
+export const UPLOAD_STALE_MS = 10 * 60_000;
+
+function tooLarge(limit: number): LimitError {
+  return new LimitError(413, "upload_too_large", `Uploads are limited to ${Math.round(limit / 1048576)} MB.`);
+}
+
+function globsFrom(value: string): string[] {
+  const list = value.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+  if (list.length > 50 || list.some((g) => g.length > 200) || !validGlobs(list)) {
+    throw new BadRequestError("invalid_request", "include/exclude must be up to 50 glob patterns.");
+  }
+  return list;
+}
+
+/** Parses the multipart body and ingests its `file` field; resolves with the ready repo. */
+export function ingestUpload(
+  deps: UploadDeps,
+  body: ReadableStream<Uint8Array>,
+  contentType: string,
+  signal: AbortSignal,
+): Promise<RepoRecord> {
+  return new Promise<RepoRecord>((resolve, reject) => {
+    let busboy: ReturnType<typeof Busboy>;
+    try {
+      busboy = Busboy({
+        headers: { "content-type": contentType },
+        limits: { files: 1, fields: 10, fieldSize: 16 * 1024, fileSize: deps.limits.uploadBytes, parts: 12 },
+      });
+    } catch {
+      return reject(
+        new BadRequestError(
+          "invalid_request",
+          "Send the archive as multipart/form-data in a field named file.",
+        ),
+      );
+    }
+    const filters: { include?: string[]; exclude?: string[] } = {};
+    let started = false;
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (!settled) {
+        settled = true;
+        fn();
+      }
+    };
+    const input = Readable.fromWeb(body as import("node:stream/web").ReadableStream);
+    const fail = (e: unknown) => {
+      settle(() => reject(e));
+      input.unpipe(busboy);
+      input.resume();
+    };
+    busboy.on("field", (name, value) => {
+      try {
+        if (name === "include" || name === "exclude") filters[name] = globsFrom(value);
+      } catch (e) {
+        fail(e);
+      }
+    });
+    busboy.on("file", (name, file, info) => {
+      if (name !== "file" || started) {
+        file.resume();
+        return;
+      }
+      started = true;
+      if (!ARCHIVE_NAME.test(info.filename ?? "")) {
+        file.resume();
+        return fail(new BadRequestError("invalid_archive", "Upload a .tar.gz, .tgz, .tar or .zip file."));
+      }
+      file.on("limit", () => file.destroy(tooLarge(deps.limits.uploadBytes)));
+      const stream = Readable.toWeb(file) as unknown as ReadableStream<Uint8Array>;
+      ingestStream(deps, stream, info.filename ?? "upload", filters, signal).then(
+        (repo) => settle(() => resolve(repo)),
+        (e) => fail(e),
+      );
+    });
+    busboy.on(
+      "error",
+      () => fail(new BadRequestError("invalid_request", "The multipart body is malformed.")),
+    );
+    busboy.on("close", () => {
+      if (!started) fail(new BadRequestError("invalid_request", "The form has no field named file."));
+    });
+    input.on(
+      "error",
+      (e) => fail(signal.aborted ? e : new BadRequestError("invalid_request", "The upload was cut off.")),
+    );
+    input.pipe(busboy);
+  });
+}
+
+async function ingestStream(
+  deps: UploadDeps,
+  archive: ReadableStream<Uint8Array>,
+  filename: string,
+  filters: { include?: string[]; exclude?: string[] },
+  signal: AbortSignal,
+): Promise<RepoRecord> {
+  const now = deps.clock.now();
+  const gen = newId(now);
+  const id = newId(now);
+  const pending = keys.uploadPending(id);
+  await deps.kv.set(pending, { gen, startedAt: now }, { expireIn: UPLOAD_STALE_MS * 6 });
+  try {
+    const result = await ingestArchive({
+      repoId: id,
+      gen,
+      archive,
+      stripSegments: 0,
+      filters,
+      limits: deps.limits,
+      batch: new KvBatch(deps.kv),
+      signal,
+    });
+    const repo: RepoRecord = {
+      id,
+      status: "ready",
+      source: { type: "upload", filename: filename.slice(0, 255) },
+      filters,
+      stats: result.stats,
+      indexShards: result.indexShards,
+      gen,
+      createdAt: now,
+      expiresAt: deps.clock.now() + deps.repoTtlMs,
+    };
+    const atomic = deps.kv.atomic();
+    saveRepo(atomic, repo);
+    await atomic.delete(pending).commit();
+    return repo;
+  } catch (e) {
+    await deleteRepoData(deps.kv, id, gen);
+    await deps.kv.delete(pending);
+    throw e;
+  }
+}
+
+/** Removes the data of uploads whose request died before finishing (a crash mid-upload). */
+export async function sweepAbandonedUploads(kv: Deno.Kv, clock: Clock): Promise<number> {
+  let removed = 0;
+  for await (
+    const entry of kv.list<{ gen: string; startedAt: number }>({ prefix: keys.uploadPendingPrefix() })
+  ) {
+    if (clock.now() - entry.value.startedAt < UPLOAD_STALE_MS) continue;
+    await deleteRepoData(kv, entry.key[1] as string, entry.value.gen);
+    await kv.delete(entry.key);
+    removed++;
+  }
+  return removed;
+}

@@ -1,0 +1,98 @@
+/**
+ * The composition root: configuration parsed once, KV opened once, dependencies built and passed
+ * down, workers started, and a graceful shutdown on SIGINT/SIGTERM.
+ */
+import { systemClock } from "./lib/clock.ts";
+import { configFromEnv } from "./lib/config.ts";
+import type { AppDeps } from "./lib/deps.ts";
+import { JobStore } from "./lib/jobs.ts";
+import { createLogger } from "./lib/log.ts";
+import { sweepExpiredRepos } from "./lib/repos.ts";
+import { sweepAbandonedUploads } from "./lib/upload.ts";
+import { ingestHandler } from "./queues/ingest.ts";
+import { Worker } from "./queues/worker.ts";
+import { createApp } from "./routes/mod.ts";
+import denoJson from "./deno.json" with { type: "json" };
+
+const SWEEP_EVERY_MS = 5 * 60_000;
+
+async function main() {
+  let config;
+  try {
+    config = configFromEnv(Deno.env.toObject());
+  } catch (e) {
+    console.error((e as Error).message);
+    Deno.exit(2);
+  }
+  const log = createLogger(config.logLevel);
+  if (config.kvPath && config.kvPath !== ":memory:" && !config.kvPath.includes("://")) {
+    const dir = config.kvPath.replace(/[^/]*$/, "");
+    if (dir) await Deno.mkdir(dir, { recursive: true });
+  }
+  const kv = await Deno.openKv(config.kvPath);
+  const clock = systemClock;
+  const jobs = new JobStore(kv, clock, {
+    maxAttempts: config.jobs.maxAttempts,
+    leaseMs: config.jobs.leaseMs,
+    ttlMs: config.jobTtlMs,
+    useQueues: config.jobs.useQueues,
+    concurrency: config.jobs.concurrency,
+  });
+  const deps: AppDeps = { kv, config, clock, log, jobs, version: denoJson.version };
+  const worker = new Worker(
+    jobs,
+    {
+      ingest: ingestHandler({
+        kv,
+        clock,
+        github: config.github,
+        limits: config.limits,
+        repoTtlMs: config.repoTtlMs,
+        failedRepoTtlMs: config.jobTtlMs,
+      }),
+    },
+    {
+      concurrency: config.jobs.concurrency,
+      timeoutMs: config.jobs.timeoutMs,
+      leaseMs: config.jobs.leaseMs,
+      useQueues: config.jobs.useQueues,
+    },
+    log,
+  );
+  worker.start();
+
+  const sweep = async () => {
+    try {
+      const repos = await sweepExpiredRepos(kv, clock);
+      const uploads = await sweepAbandonedUploads(kv, clock);
+      if (repos || uploads) log.info("swept", { repos, uploads });
+    } catch (e) {
+      log.error("sweep failed", { error: e });
+    }
+  };
+  const sweeper = setInterval(sweep, SWEEP_EVERY_MS);
+  sweep();
+
+  const app = createApp(deps);
+  const server = Deno.serve({
+    port: config.port,
+    onListen: ({ hostname, port }) =>
+      log.info("listening", { url: `http://${hostname}:${port}`, kv: config.kvPath ?? "platform" }),
+  }, app.fetch);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    clearInterval(sweeper);
+    await worker.stop();
+    await server.shutdown();
+    kv.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", () => shutdown("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => shutdown("SIGTERM"));
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,56 @@
+/** createApp(deps): the Hono app with every route, request ids and one error mapper. */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { AppDeps } from "../lib/deps.ts";
+import { AppError, errorBody } from "../lib/errors.ts";
+import { newId } from "../lib/ids.ts";
+import { healthRoutes } from "./health.ts";
+import { jobRoutes } from "./jobs.ts";
+import { repoRoutes } from "./repos.ts";
+
+type Env = { Variables: { requestId: string } };
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Builds the app from its dependencies; main.ts and the tests both call this. */
+export function createApp(deps: AppDeps) {
+  const app = new Hono<Env>();
+
+  app.use("*", async (c, next) => {
+    const given = c.req.header("x-request-id");
+    const requestId = given && SANE_REQUEST_ID.test(given) ? given : newId();
+    c.set("requestId", requestId);
+    await next();
+    c.res.headers.set("X-Request-Id", requestId);
+  });
+
+  app.route("/health", healthRoutes(deps));
+  app.route("/api/repos", repoRoutes(deps));
+  app.route("/api/jobs", jobRoutes(deps));
+
+  app.notFound((c) => c.json(errorBody("not_found", "Nothing is served at that address."), 404));
+
+  app.onError((err, c) => {
+    const requestId = c.get("requestId");
+    if (err instanceof AppError) {
+      const res = c.json(errorBody(err.code, err.message, err.extra), err.status as 400);
+      for (const [k, v] of Object.entries(err.headers)) res.headers.set(k, v);
+      res.headers.set("X-Request-Id", requestId);
+      return res;
+    }
+    if (err instanceof HTTPException && err.status < 500) {
+      const res = c.json(
+        errorBody("invalid_request", err.message || "The request is not valid."),
+        err.status,
+      );
+      res.headers.set("X-Request-Id", requestId);
+      return res;
+    }
+    deps.log.error("unhandled error", { requestId, path: c.req.path, error: err });
+    const res = c.json(errorBody("internal", "Something went wrong on our side; it has been logged."), 500);
+    res.headers.set("X-Request-Id", requestId);
+    return res;
+  });
+
+  return app;
+}
