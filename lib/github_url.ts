@@ -28,9 +28,11 @@ export function parseGitHubUrl(input: string, webHosts: string[]): GitHubTarget 
   if (!text || text.length > 2000 || /[\s\0]/.test(text)) throw invalid();
   const shorthand = /^([A-Za-z0-9-]+)\/([A-Za-z0-9._-]+?)(?:\.git)?\/?$/.exec(text);
   if (shorthand) return validated(shorthand[1], shorthand[2], []);
+  const hasScheme = /^[a-z][a-z0-9+.-]*:/i.test(text);
+  if (!hasScheme && !/^[^/]+\.[^/]+\//.test(text)) throw invalid();
   let url: URL;
   try {
-    url = new URL(/^[a-z][a-z0-9+.-]*:/i.test(text) ? text : `https://${text}`);
+    url = new URL(hasScheme ? text : `https://${text}`);
   } catch {
     throw invalid();
   }

@@ -50,6 +50,8 @@ export interface WorkerOptions {
   pollMs?: number;
   /** How long shutdown waits for running jobs before releasing them back to the queue. */
   graceMs?: number;
+  /** Base of the exponential retry backoff (full jitter). */
+  retryBaseMs?: number;
 }
 
 export interface WorkerEvents {
@@ -246,7 +248,7 @@ export class Worker {
     const ms = Date.now() - started;
     const permanent = e instanceof PermanentJobError;
     if (!permanent && job.attempts < job.maxAttempts) {
-      const delay = backoffMs(job.attempts);
+      const delay = backoffMs(job.attempts, this.options.retryBaseMs);
       this.log.warn("job attempt failed; retrying", {
         jobId: job.id,
         code: error.code,

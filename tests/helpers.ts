@@ -1,0 +1,153 @@
+/** Test harness: an app on an in-memory KV with real workers, and small waiting helpers. */
+import type { Clock } from "../lib/clock.ts";
+import { type Config, configFromEnv } from "../lib/config.ts";
+import type { AppDeps } from "../lib/deps.ts";
+import { JobStore } from "../lib/jobs.ts";
+import { createLogger } from "../lib/log.ts";
+import { ingestHandler } from "../queues/ingest.ts";
+import { type JobHandler, Worker } from "../queues/worker.ts";
+import { createApp } from "../routes/mod.ts";
+
+/** A clock tests can move forward. */
+export class FakeClock implements Clock {
+  constructor(public t = Date.UTC(2026, 10, 22)) {}
+  now(): number {
+    return this.t;
+  }
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+export interface TestApp {
+  deps: AppDeps;
+  worker: Worker;
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  json<T = Record<string, unknown>>(
+    path: string,
+    init?: RequestInit,
+  ): Promise<{ status: number; body: T; res: Response }>;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  clock?: Clock;
+  handlers?: Partial<Record<"ingest" | "generate", JobHandler>>;
+  startWorker?: boolean;
+}
+
+/** Builds the app exactly as main.ts does, on `:memory:` KV, with a quiet logger. */
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const config: Config = configFromEnv({
+    LOG_LEVEL: "silent",
+    QUEUES: "off",
+    JOB_LEASE: "2s",
+    ...options.env,
+  });
+  const kv = await Deno.openKv(":memory:");
+  const clock = options.clock ?? { now: () => Date.now() };
+  const log = createLogger(config.logLevel);
+  const jobs = new JobStore(kv, clock, {
+    maxAttempts: config.jobs.maxAttempts,
+    leaseMs: config.jobs.leaseMs,
+    ttlMs: config.jobTtlMs,
+    useQueues: config.jobs.useQueues,
+    concurrency: config.jobs.concurrency,
+  });
+  const deps: AppDeps = { kv, config, clock, log, jobs, version: "test" };
+  const worker = new Worker(
+    jobs,
+    options.handlers ?? {
+      ingest: ingestHandler({
+        kv,
+        clock,
+        github: config.github,
+        limits: config.limits,
+        repoTtlMs: config.repoTtlMs,
+        failedRepoTtlMs: config.jobTtlMs,
+      }),
+    },
+    {
+      concurrency: config.jobs.concurrency,
+      timeoutMs: config.jobs.timeoutMs,
+      leaseMs: config.jobs.leaseMs,
+      useQueues: false,
+      pollMs: 250,
+      graceMs: 2000,
+    },
+    log,
+  );
+  if (options.startWorker !== false) worker.start();
+  const app = createApp(deps);
+  const fetchApp = (path: string, init?: RequestInit) =>
+    Promise.resolve(app.fetch(new Request(`http://local${path}`, init)));
+  return {
+    deps,
+    worker,
+    fetch: fetchApp,
+    async json(path, init) {
+      const res = await fetchApp(path, init);
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : null, res };
+    },
+    async close() {
+      await worker.stop();
+      kv.close();
+    },
+  };
+}
+
+/** A JSON POST request init. */
+export function postJson(body: unknown): RequestInit {
+  return { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+}
+
+/** Waits until `check` returns a truthy value, polling every 25 ms, failing after `timeoutMs`. */
+export async function waitFor<T>(
+  check: () => Promise<T> | T,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Waits for a job to end and returns it as the API shows it. */
+export async function waitForJob(app: TestApp, jobId: string, timeoutMs = 20_000) {
+  return await waitFor(
+    async () => {
+      const { body } = await app.json<{ status: string }>(`/api/jobs/${jobId}`);
+      return ["succeeded", "failed", "canceled"].includes(body.status) ? body : null;
+    },
+    timeoutMs,
+    `job ${jobId}`,
+  );
+}
+
+/** Reads an SSE body into events until it ends. */
+export async function readSse(res: Response): Promise<{ id?: string; event: string; data: unknown }[]> {
+  const text = await res.text();
+  return parseSse(text);
+}
+
+/** Parses SSE text into events (comments skipped). */
+export function parseSse(text: string): { id?: string; event: string; data: unknown }[] {
+  const out = [];
+  for (const block of text.split("\n\n")) {
+    const lines = block.split("\n").filter((l) => l && !l.startsWith(":"));
+    if (!lines.length) continue;
+    const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
+    out.push({
+      id: field("id"),
+      event: field("event") ?? "message",
+      data: JSON.parse(field("data") ?? "null"),
+    });
+  }
+  return out;
+}

@@ -1,0 +1,27 @@
+import assert from "node:assert/strict";
+import { configFromEnv, parseRateLimits } from "../../lib/config.ts";
+
+Deno.test("configFromEnv applies API.md defaults", () => {
+  const c = configFromEnv({});
+  assert.equal(c.port, 8000);
+  assert.equal(c.kvPath, "./data/repolm.kv");
+  assert.equal(c.llm.model, "offline");
+  assert.equal(c.github.apiUrl, "https://api.github.com");
+  assert.deepEqual(c.rateLimits.read, { limit: 120, windowSeconds: 60 });
+  assert.deepEqual(c.rateLimits.ingest, { limit: 5, windowSeconds: 3600 });
+  assert.equal(c.repoTtlMs, 7 * 86400_000);
+});
+
+Deno.test("configFromEnv names each bad variable", () => {
+  assert.throws(() => configFromEnv({ PORT: "eighty" }), /PORT/);
+  assert.throws(() => configFromEnv({ REPO_TTL: "forever" }), /REPO_TTL/);
+  assert.throws(() => configFromEnv({ RATE_LIMITS: "read=lots" }), /RATE_LIMITS/);
+  assert.throws(() => configFromEnv({ GITHUB_API_URL: "file:///etc" }), /GITHUB_API_URL/);
+});
+
+Deno.test("parseRateLimits overrides only the named policies", () => {
+  const p = parseRateLimits("read=10/1s,chat=3/5m");
+  assert.deepEqual(p.read, { limit: 10, windowSeconds: 1 });
+  assert.deepEqual(p.chat, { limit: 3, windowSeconds: 300 });
+  assert.deepEqual(p.generate, { limit: 20, windowSeconds: 3600 });
+});
