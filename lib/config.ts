@@ -31,6 +31,24 @@ function parseRateLimitParts(text: string): Record<PolicyName, RatePolicy> {
   return out;
 }
 
+const DEFAULT_TIERS = "free=2,pro=10";
+
+/**
+ * Parses API-key tiers `free=2,pro=10`: each tier multiplies the rate limits and the daily token
+ * quota of an anonymous client (`anonymous` is always 1).
+ */
+export function parseTiers(text: string): Record<string, number> {
+  const out: Record<string, number> = { anonymous: 1 };
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([a-z][a-z0-9_-]{0,31})=(\d+(?:\.\d+)?)$/.exec(part);
+    if (!m || m[1] === "anonymous" || Number(m[2]) <= 0) {
+      throw new Error(`"${part}" is not TIER=MULTIPLIER (e.g. pro=10)`);
+    }
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
 /** Parses durations such as `7d`, `24h`, `90s`, `500ms` into milliseconds. */
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
@@ -60,6 +78,12 @@ const schema = z.object({
   OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   LLM_MODEL: z.string().min(1).default("gpt-4o-mini"),
   LLM_TIMEOUT: duration("120s"),
+  LLM_MAX_INFLIGHT: int(16, 1),
+  LLM_TOKENS_PER_MINUTE: int(2_000_000, 1),
+  LLM_MAX_RETRIES: int(3, 0),
+  LLM_FALLBACK: z.enum(["none", "offline"]).default("none"),
+  CIRCUIT_THRESHOLD: int(5, 1),
+  CIRCUIT_COOLDOWN: duration("30s"),
   TTS_MODEL: optionalText,
   TTS_VOICES: z.string().default("alloy,onyx"),
   GITHUB_API_URL: url("https://api.github.com"),
@@ -89,6 +113,22 @@ const schema = z.object({
   JOB_LEASE: duration("30s"),
   QUEUES: z.enum(["auto", "on", "off"]).default("auto"),
   CORS_ORIGINS: z.string().default(""),
+  TIERS: z.string().default(DEFAULT_TIERS).transform((v, ctx) => {
+    try {
+      return parseTiers(v);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: (e as Error).message });
+      return z.NEVER;
+    }
+  }),
+  QUOTA_DAILY_TOKENS: int(200_000, 0),
+  QUOTA_GLOBAL_DAILY_TOKENS: int(10_000_000, 0),
+  MAX_STREAMS_PER_CLIENT: int(32, 0),
+  MAX_STREAMS_PER_PROCESS: int(20_000, 0),
+  MAX_INGESTS_PER_CLIENT: int(3, 0),
+  SHED_QUEUE_DEPTH: int(200, 0),
+  SHED_QUEUE_AGE: duration("2m"),
+  SHED_LOOP_DELAY: duration("300ms"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
@@ -113,6 +153,12 @@ export function configFromEnv(env: Record<string, string | undefined>) {
       timeoutMs: c.LLM_TIMEOUT,
       ttsModel: c.TTS_MODEL,
       ttsVoices: c.TTS_VOICES.split(",").map((v) => v.trim()).filter(Boolean),
+      maxInFlight: c.LLM_MAX_INFLIGHT,
+      tokensPerMinute: c.LLM_TOKENS_PER_MINUTE,
+      maxRetries: c.LLM_MAX_RETRIES,
+      fallbackToOffline: c.LLM_FALLBACK === "offline",
+      circuitThreshold: c.CIRCUIT_THRESHOLD,
+      circuitCooldownMs: c.CIRCUIT_COOLDOWN,
     },
     github: {
       apiUrl: c.GITHUB_API_URL,
@@ -140,6 +186,18 @@ export function configFromEnv(env: Record<string, string | undefined>) {
       useQueues: c.QUEUES === "on" || (c.QUEUES === "auto" && !onDeploy),
     },
     corsOrigins: c.CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean),
+    /** Traffic control (lib/rate_limit.ts, lib/quota.ts, lib/caps.ts, lib/shedding.ts); 0 = no limit. */
+    traffic: {
+      tiers: c.TIERS,
+      dailyTokens: c.QUOTA_DAILY_TOKENS,
+      globalDailyTokens: c.QUOTA_GLOBAL_DAILY_TOKENS,
+      streamsPerClient: c.MAX_STREAMS_PER_CLIENT,
+      streamsPerProcess: c.MAX_STREAMS_PER_PROCESS,
+      ingestsPerClient: c.MAX_INGESTS_PER_CLIENT,
+      shedQueueDepth: c.SHED_QUEUE_DEPTH,
+      shedQueueAgeMs: c.SHED_QUEUE_AGE,
+      shedLoopDelayMs: c.SHED_LOOP_DELAY,
+    },
     logLevel: c.LOG_LEVEL,
   };
 }

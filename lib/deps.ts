@@ -2,6 +2,7 @@
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { JobStore } from "./jobs.ts";
+import type { ModelDeps } from "./llm/models.ts";
 import type { Logger } from "./log.ts";
 
 export interface AppDeps {
@@ -10,5 +11,6 @@ export interface AppDeps {
   clock: Clock;
   log: Logger;
   jobs: JobStore;
+  models: ModelDeps;
   version: string;
 }

@@ -68,3 +68,14 @@ export class PermanentJobError extends AppError {
 export function errorBody(code: string, message: string, extra: Record<string, unknown> = {}) {
   return { error: { code, message, ...extra } };
 }
+
+/**
+ * Not a failure: the job cannot run yet (e.g. the model budget is full). The worker puts it back
+ * in the queue after `delayMs` without spending an attempt.
+ */
+export class DeferJobError extends Error {
+  constructor(readonly delayMs: number, reason: string) {
+    super(reason);
+    this.name = "DeferJobError";
+  }
+}

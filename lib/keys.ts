@@ -5,7 +5,8 @@
  *   gh_resolve                          short-lived cache of GitHub ref → commit resolution
  *   job / job_active / job_ready / job_running / job_lease / job_stats / job_signal   the job system
  *   artifact / artifact_identity / artifact_text / artifact_data   generated artifacts
- *   rl / quota / apikey / circuit / llm_budget                      traffic control and providers
+ *   rl / quota / quota_settled / apikey / apikey_id / ingest_slots  traffic control
+ *   circuit / llm_slot / llm_tpm                                     model providers
  */
 type Part = Deno.KvKeyPart;
 
@@ -33,8 +34,27 @@ export const keys = {
   jobSignal: () => ["job_signal"] as const,
 
   artifact: (id: string) => ["artifact", id] as const,
-  artifactText: (id: string, seq: number) => ["artifact_text", id, seq] as const,
+  artifactText: (id: string, gen: number, seq: number) => ["artifact_text", id, gen, seq] as const,
+  artifactTextGen: (id: string, gen: number) => ["artifact_text", id, gen] as const,
   artifactTextPrefix: (id: string) => ["artifact_text", id] as const,
   artifactData: (id: string, name: string) => ["artifact_data", id, name] as const,
   artifactDataPrefix: (id: string) => ["artifact_data", id] as const,
+
+  circuit: (provider: string) => ["circuit", provider] as const,
+  llmSlot: (slot: number) => ["llm_slot", slot] as const,
+  llmTokensWindow: (minute: number) => ["llm_tpm", minute] as const,
+
+  /** Fixed-window request counter; the window number is in the key, so old windows just expire. */
+  rateWindow: (policy: string, clientId: string, window: number) => ["rl", policy, clientId, window] as const,
+  /** Model tokens used per client and in all per UTC day (day = days since the epoch). */
+  quotaClient: (clientId: string, day: number) => ["quota", "client", clientId, day] as const,
+  quotaGlobal: (day: number) => ["quota", "global", day] as const,
+  /** Marks a token reservation settled, so a retried job cannot settle it twice. */
+  quotaSettled: (reservationId: string) => ["quota_settled", reservationId] as const,
+  /** API keys by SHA-256 hash of the secret (the secret itself is never stored), and hash by id. */
+  apiKey: (hash: string) => ["apikey", hash] as const,
+  apiKeyId: (id: string) => ["apikey_id", id] as const,
+  apiKeyIdPrefix: () => ["apikey_id"] as const,
+  /** A client's running ingests (job ids and in-request uploads), one record. */
+  ingestSlots: (clientId: string) => ["ingest_slots", clientId] as const,
 } satisfies Record<string, (...args: never[]) => readonly Part[]>;

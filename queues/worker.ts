@@ -4,7 +4,7 @@
  * platforms without Queues and to take over a dead process's work). A bounded number of jobs run
  * at once; each has a lease renewed while it works, a timeout, and retries with full jitter.
  */
-import { AppError, PermanentJobError } from "../lib/errors.ts";
+import { AppError, DeferJobError, PermanentJobError } from "../lib/errors.ts";
 import {
   backoffMs,
   isJobMessage,
@@ -232,6 +232,11 @@ export class Worker {
   ): Promise<void> {
     if (e instanceof LeaseLostError) {
       this.log.warn("job lease lost; another worker has it", { jobId: job.id });
+      return;
+    }
+    if (e instanceof DeferJobError) {
+      await this.store.requeue(job, lease, e.delayMs, undefined, false);
+      this.log.info("job deferred", { jobId: job.id, reason: e.message, delayMs: e.delayMs });
       return;
     }
     if (shuttingDown) {

@@ -4,6 +4,8 @@ import { HTTPException } from "hono/http-exception";
 import type { AppDeps } from "../lib/deps.ts";
 import { AppError, errorBody } from "../lib/errors.ts";
 import { newId } from "../lib/ids.ts";
+import { artifactRequestRoutes, artifactRoutes } from "./artifacts.ts";
+import { chatRoutes } from "./chat.ts";
 import { healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { repoRoutes } from "./repos.ts";
@@ -26,6 +28,9 @@ export function createApp(deps: AppDeps) {
 
   app.route("/health", healthRoutes(deps));
   app.route("/api/repos", repoRoutes(deps));
+  app.route("/api/repos", artifactRequestRoutes(deps));
+  app.route("/api/repos", chatRoutes(deps));
+  app.route("/api/artifacts", artifactRoutes(deps));
   app.route("/api/jobs", jobRoutes(deps));
 
   app.notFound((c) => c.json(errorBody("not_found", "Nothing is served at that address."), 404));

@@ -4,6 +4,9 @@ import { type Config, configFromEnv } from "../lib/config.ts";
 import type { AppDeps } from "../lib/deps.ts";
 import { JobStore } from "../lib/jobs.ts";
 import { createLogger } from "../lib/log.ts";
+import { createModels } from "../lib/llm/mod.ts";
+import type { LlmProvider } from "../lib/llm/types.ts";
+import { generateHandler } from "../queues/generate.ts";
 import { ingestHandler } from "../queues/ingest.ts";
 import { type JobHandler, Worker } from "../queues/worker.ts";
 import { createApp } from "../routes/mod.ts";
@@ -35,6 +38,8 @@ export interface TestAppOptions {
   clock?: Clock;
   handlers?: Partial<Record<"ingest" | "generate", JobHandler>>;
   startWorker?: boolean;
+  /** The offline provider (the real one unless a test swaps it). */
+  offline?: LlmProvider;
 }
 
 /** Builds the app exactly as main.ts does, on `:memory:` KV, with a quiet logger. */
@@ -55,7 +60,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     useQueues: config.jobs.useQueues,
     concurrency: config.jobs.concurrency,
   });
-  const deps: AppDeps = { kv, config, clock, log, jobs, version: "test" };
+  const models = createModels(config, kv, clock, options.offline ?? await defaultOffline());
+  models.retry.baseMs = 20;
+  const deps: AppDeps = { kv, config, clock, log, jobs, models, version: "test" };
   const worker = new Worker(
     jobs,
     options.handlers ?? {
@@ -67,6 +74,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
         repoTtlMs: config.repoTtlMs,
         failedRepoTtlMs: config.jobTtlMs,
       }),
+      generate: generateHandler({ kv, clock, models, log, writer: { maxBatchChars: 256, maxDelayMs: 50 } }),
     },
     {
       concurrency: config.jobs.concurrency,
@@ -96,6 +104,11 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       kv.close();
     },
   };
+}
+
+async function defaultOffline(): Promise<LlmProvider> {
+  const mod = await import("../lib/llm/offline.ts");
+  return (mod as unknown as { createOfflineProvider(): LlmProvider }).createOfflineProvider();
 }
 
 /** A JSON POST request init. */

@@ -1,0 +1,102 @@
+/**
+ * The global model budget, held in KV across instances: a cap on calls in flight (slots with a
+ * lease) and a tokens-per-minute budget (a counter per minute window). Work that does not fit
+ * waits — in the job queue for artifacts — rather than failing.
+ */
+import type { Clock } from "../clock.ts";
+import { keys } from "../keys.ts";
+import { commitWithRetry } from "../kv_util.ts";
+
+export interface BudgetOptions {
+  maxInFlight: number;
+  tokensPerMinute: number;
+  /** Longest a slot is held if its holder dies without releasing it. */
+  slotLeaseMs: number;
+}
+
+export interface BudgetGrant {
+  release(actualTokens?: number): Promise<void>;
+}
+
+/** Why a call must wait, and for how long. */
+export interface BudgetWait {
+  waitMs: number;
+  reason: "calls_in_flight" | "tokens_per_minute";
+}
+
+export class ModelBudget {
+  constructor(
+    private readonly kv: Deno.Kv,
+    private readonly clock: Clock,
+    private readonly options: BudgetOptions,
+  ) {}
+
+  /** Takes a slot and reserves `estimatedTokens` in this minute's window, or says how long to wait. */
+  async tryAcquire(estimatedTokens: number): Promise<BudgetGrant | BudgetWait> {
+    const minute = Math.floor(this.clock.now() / 60_000);
+    if (!(await this.#reserveTokens(minute, estimatedTokens))) {
+      return { waitMs: (minute + 1) * 60_000 - this.clock.now() + 50, reason: "tokens_per_minute" };
+    }
+    const slot = await this.#takeSlot();
+    if (slot === null) {
+      await this.#reserveTokens(minute, -estimatedTokens);
+      return { waitMs: 500 + Math.random() * 1500, reason: "calls_in_flight" };
+    }
+    let released = false;
+    return {
+      release: async (actualTokens?: number) => {
+        if (released) return;
+        released = true;
+        await this.kv.delete(keys.llmSlot(slot.index)).catch(() => {});
+        if (actualTokens !== undefined && actualTokens !== estimatedTokens) {
+          await this.#reserveTokens(minute, actualTokens - estimatedTokens, true);
+        }
+      },
+    };
+  }
+
+  /** Number of slots held now (for metrics and health). */
+  async inFlight(): Promise<number> {
+    let n = 0;
+    const now = this.clock.now();
+    for await (const e of this.kv.list<{ until: number }>({ prefix: ["llm_slot"] })) {
+      if (e.value.until > now) n++;
+    }
+    return n;
+  }
+
+  async #reserveTokens(minute: number, tokens: number, force = false): Promise<boolean> {
+    const key = keys.llmTokensWindow(minute);
+    for (let i = 0; i < 20; i++) {
+      const entry = await this.kv.get<number>(key);
+      const used = entry.value ?? 0;
+      if (!force && tokens > 0 && used > 0 && used + tokens > this.options.tokensPerMinute) return false;
+      const res = await commitWithRetry(() =>
+        this.kv.atomic().check(entry).set(key, Math.max(0, used + tokens), { expireIn: 120_000 }).commit()
+      );
+      if (res.ok) return true;
+    }
+    return false;
+  }
+
+  async #takeSlot(): Promise<{ index: number } | null> {
+    const now = this.clock.now();
+    for (let first = 0; first < this.options.maxInFlight; first += 10) {
+      const slotKeys = [];
+      for (let i = first; i < Math.min(this.options.maxInFlight, first + 10); i++) {
+        slotKeys.push(keys.llmSlot(i));
+      }
+      const entries = await this.kv.getMany<{ until: number }[]>(slotKeys);
+      for (const [j, entry] of entries.entries()) {
+        if (entry.value && entry.value.until > now) continue;
+        const res = await commitWithRetry(() =>
+          this.kv.atomic().check(entry).set(entry.key, { until: now + this.options.slotLeaseMs }, {
+            expireIn: this.options.slotLeaseMs,
+          }).commit()
+        );
+        if (res.ok) return { index: first + j };
+      }
+    }
+    return null;
+  }
+}

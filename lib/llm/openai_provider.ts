@@ -1,0 +1,115 @@
+/**
+ * The OpenAI-compatible provider (OpenAI, Gemini, Ollama, vLLM …) through the `openai` package:
+ * one client per process, streaming with usage, a timeout and an AbortSignal on every call.
+ * The client's own retries are off: lib/llm/resilient.ts retries with full jitter and a shared
+ * circuit breaker instead, so an outage is not multiplied by every instance.
+ */
+import OpenAI from "openai";
+import { artifactMessages, chatMessages } from "./prompts.ts";
+import type { ChatTask, Delta, GenerationTask, LlmProvider } from "./types.ts";
+
+export interface OpenAiProviderConfig {
+  apiKey: string;
+  baseUrl?: string;
+  model: string;
+  timeoutMs: number;
+  ttsModel?: string;
+  /** Longest wait for the next streamed chunk before the call counts as hung. */
+  idleMs?: number;
+}
+
+/** Thrown when a stream stalls: the `openai` client's timeout does not cover a streaming body. */
+export class StreamStalledError extends Error {
+  constructor() {
+    super("the model stopped sending for too long");
+  }
+}
+
+type Message = { role: "system" | "user" | "assistant"; content: string };
+
+export class OpenAiProvider implements LlmProvider {
+  readonly name = "openai" as const;
+  readonly offline = false;
+  readonly model: string;
+  readonly #client: OpenAI;
+  readonly #config: OpenAiProviderConfig;
+
+  constructor(config: OpenAiProviderConfig) {
+    this.#config = config;
+    this.model = config.model;
+    this.#client = new OpenAI({
+      apiKey: config.apiKey,
+      baseURL: config.baseUrl,
+      maxRetries: 0,
+      timeout: config.timeoutMs,
+      logLevel: "off",
+    });
+    if (config.ttsModel) this.speech = this.#speech.bind(this);
+  }
+
+  speech?: (input: string, voice: string, signal: AbortSignal) => Promise<Uint8Array>;
+
+  generate(task: GenerationTask, signal: AbortSignal): AsyncIterable<Delta> {
+    return this.#stream(artifactMessages(task), signal, 4096);
+  }
+
+  chat(task: ChatTask, signal: AbortSignal): AsyncIterable<Delta> {
+    return this.#stream(chatMessages(task), signal, 2048);
+  }
+
+  async *#stream(messages: Message[], signal: AbortSignal, maxTokens: number): AsyncGenerator<Delta> {
+    const local = new AbortController();
+    const abort = () => local.abort(signal.reason);
+    signal.addEventListener("abort", abort, { once: true });
+    try {
+      const stream = await this.#client.chat.completions.create({
+        model: this.model,
+        messages,
+        stream: true,
+        stream_options: { include_usage: true },
+        max_tokens: maxTokens,
+      }, { signal: local.signal, timeout: this.#config.timeoutMs });
+      const iterator = stream[Symbol.asyncIterator]();
+      while (true) {
+        const next = await this.#withIdleLimit(iterator.next(), local);
+        // The client ends an aborted stream quietly; an abort must not pass for a complete answer.
+        signal.throwIfAborted();
+        if (next.done) break;
+        const chunk = next.value;
+        const text = chunk.choices[0]?.delta?.content;
+        if (text) yield { text };
+        if (chunk.usage) {
+          yield {
+            usage: { inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens },
+          };
+        }
+      }
+    } finally {
+      signal.removeEventListener("abort", abort);
+      local.abort();
+    }
+  }
+
+  async #withIdleLimit<T>(next: Promise<T>, local: AbortController): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const idle = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        local.abort();
+        reject(new StreamStalledError());
+      }, this.#config.idleMs ?? Math.min(this.#config.timeoutMs, 30_000));
+    });
+    try {
+      return await Promise.race([next, idle]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #speech(input: string, voice: string, signal: AbortSignal): Promise<Uint8Array> {
+    const res = await this.#client.audio.speech.create(
+      { model: this.#config.ttsModel!, voice, input, response_format: "mp3" },
+      { signal, timeout: this.#config.timeoutMs },
+    );
+    return new Uint8Array(await res.arrayBuffer());
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * The generate job: build the context, call the model once (through the budget, the retries and
+ * the shared circuit), append the text in batches, and for podcasts speak the script. Idempotent:
+ * a retry after a crash must reproduce the text already shown, or the artifact fails cleanly.
+ */
+import { ArtifactWriter, type WriterOptions } from "../lib/artifact_writer.ts";
+import { type ArtifactRecord, readText } from "../lib/artifacts.ts";
+import { putBlob } from "../lib/blobs.ts";
+import type { Clock } from "../lib/clock.ts";
+import { DeferJobError, PermanentJobError } from "../lib/errors.ts";
+import type { JobRecord } from "../lib/jobs.ts";
+import { keys } from "../lib/keys.ts";
+import { commitWithRetry } from "../lib/kv_util.ts";
+import { buildContext } from "../lib/llm/context.ts";
+import type { ModelDeps } from "../lib/llm/models.ts";
+import { resilientStream } from "../lib/llm/resilient.ts";
+import { type GenerationTask, type LlmProvider, PODCAST_HOSTS, type Usage } from "../lib/llm/types.ts";
+import type { Logger } from "../lib/log.ts";
+import { requireReadyRepo } from "../lib/repos.ts";
+import type { JobContext, JobHandler } from "./worker.ts";
+
+export interface GenerateDeps {
+  kv: Deno.Kv;
+  clock: Clock;
+  models: ModelDeps;
+  log: Logger;
+  writer?: WriterOptions;
+  /** Called once per finished model call (metrics, quota settlement). */
+  onUsage?(job: JobRecord, usage: Usage, provider: LlmProvider): Promise<void> | void;
+}
+
+/** Tokens of whole files each kind gets; concepts lean on retrieval passages instead. */
+const FILE_BUDGET = { overview: 24_000, slides: 16_000, podcast: 16_000, concepts: 4_000 };
+
+/** Handles `generate` jobs. */
+export function generateHandler(deps: GenerateDeps): JobHandler {
+  const { kv, clock, models } = deps;
+  const artifactOf = (job: JobRecord) => kv.get<ArtifactRecord>(keys.artifact(job.subject.artifactId!));
+
+  async function run(job: JobRecord, ctx: JobContext) {
+    const art = (await artifactOf(job)).value;
+    if (!art || art.jobId !== job.id) {
+      throw new PermanentJobError("not_found", "The artifact was replaced.", 404);
+    }
+    if (art.status === "done") return;
+    const repo = await requireReadyRepo(kv, clock, art.repoId).catch(() => {
+      throw new PermanentJobError("repo_not_found", "The repository expired; ingest it again.", 404);
+    });
+    const provider = art.offline ? models.offline : models.llm;
+    await ctx.progress("reading", 0, 1);
+    const context = await buildContext(kv, repo, {
+      fileTokens: FILE_BUDGET[art.kind],
+      query: art.kind === "concepts" ? art.options.concept : undefined,
+    });
+    const task: GenerationTask = {
+      kind: art.kind,
+      expertise: art.options.expertise,
+      concept: art.options.concept,
+      context,
+    };
+    const estimate = context.files.reduce((n, f) => n + f.tokens, 0) + 2_000;
+    const grant = provider.offline ? null : await models.budget.tryAcquire(estimate);
+    if (grant && "waitMs" in grant) {
+      throw new DeferJobError(grant.waitMs, `waiting for model capacity (${grant.reason})`);
+    }
+    await ctx.progress("generating", 0, 1);
+    const writer = new ArtifactWriter(
+      kv,
+      art,
+      ctx.leaseCheck,
+      ctx.leaseLost,
+      await readText(kv, art),
+      deps.writer,
+    );
+    let usage: Usage = { inputTokens: 0, outputTokens: 0 };
+    let done: ArtifactRecord;
+    try {
+      const stream = provider.offline ? provider.generate(task, ctx.signal) : resilientStream(
+        () => provider.generate(task, ctx.signal),
+        models.circuit,
+        ctx.signal,
+        models.retry,
+      );
+      for await (const delta of stream) {
+        if (delta.text) await writer.push(delta.text);
+        if (delta.usage) usage = delta.usage;
+      }
+      const audio = art.kind === "podcast" && provider.speech ? { status: "generating" as const } : undefined;
+      done = await writer.finish({ status: "done", usage, error: undefined, audio });
+    } finally {
+      writer.close();
+      await grant?.release(usage.inputTokens + usage.outputTokens);
+    }
+    await deps.onUsage?.(job, usage, provider);
+    if (done.audio && provider.speech) await speak(done, provider, ctx);
+  }
+
+  /** Speaks the podcast script turn by turn with two voices and stores the MP3 as a blob. */
+  async function speak(art: ArtifactRecord, provider: LlmProvider, ctx: JobContext): Promise<void> {
+    const voices = models.ttsVoices;
+    let audio: ArtifactRecord["audio"];
+    try {
+      const turns = (await readText(kv, art)).split("\n").map((l) => l.trim()).filter(Boolean);
+      const parts: Uint8Array[] = [];
+      for (const line of turns) {
+        const host = PODCAST_HOSTS.findIndex((h) => line.startsWith(`${h}:`));
+        const text = host === -1 ? line : line.slice(PODCAST_HOSTS[host].length + 1).trim();
+        if (text) {
+          parts.push(await provider.speech!(text, voices[Math.max(0, host) % voices.length], ctx.signal));
+        }
+      }
+      const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+      let offset = 0;
+      for (const p of parts) {
+        bytes.set(p, offset);
+        offset += p.byteLength;
+      }
+      await putBlob(kv, keys.artifactData(art.id, "audio"), bytes, { contentType: "audio/mpeg" });
+      audio = { status: "ready", bytes: bytes.byteLength };
+    } catch (e) {
+      if (ctx.signal.aborted) throw e;
+      deps.log.warn("podcast audio failed", { artifactId: art.id, error: e });
+      audio = { status: "failed", error: "Speech synthesis failed." };
+    }
+    const entry = await kv.get<ArtifactRecord>(keys.artifact(art.id));
+    if (!entry.value) return;
+    await commitWithRetry(() =>
+      kv.atomic().check(ctx.leaseCheck()).check(entry).set(keys.artifact(art.id), { ...entry.value!, audio })
+        .commit()
+    );
+  }
+
+  return {
+    run,
+    async onFailed(job, error) {
+      const entry = await artifactOf(job);
+      const art = entry.value;
+      if (!art || art.jobId !== job.id || art.status === "done") return;
+      const failed: ArtifactRecord = { ...art, status: "failed", error, updatedAt: clock.now() };
+      return (atomic) => atomic.check(entry).set(keys.artifact(art.id), failed);
+    },
+  };
+}

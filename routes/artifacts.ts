@@ -1,0 +1,188 @@
+/** Artifact routes: ask for one (single flight), read it, stream it to any number of viewers, hear it. */
+import { Hono } from "hono";
+import { z } from "zod";
+import {
+  artifactId,
+  type ArtifactRecord,
+  publicArtifact,
+  readText,
+  requestArtifact,
+  requireArtifact,
+} from "../lib/artifacts.ts";
+import { getBlobMeta, streamBlob } from "../lib/blobs.ts";
+import type { AppDeps } from "../lib/deps.ts";
+import { AppError, NotFoundError } from "../lib/errors.ts";
+import { keys } from "../lib/keys.ts";
+import { LlmUnavailableError } from "../lib/llm/circuit.ts";
+import { requireReadyRepo } from "../lib/repos.ts";
+import { type SseEvent, sseResponse } from "../lib/sse.ts";
+import { idParam, jsonBody } from "./validate.ts";
+
+const artifactBody = z.object({
+  kind: z.enum(["overview", "slides", "podcast", "concepts"]),
+  expertise: z.enum(["beginner", "intermediate", "expert"]).default("intermediate"),
+  concept: z.string().trim().min(1).max(200).optional(),
+}).strict().refine((b) => (b.kind === "concepts") === (b.concept !== undefined), {
+  message: "concept is required for kind concepts, and only for it",
+});
+
+/** Finished artifacts never change: a small per-process cache of their text. */
+const doneText = new Map<string, string>();
+const DONE_CACHE = 200;
+
+async function contentOf(kv: Deno.Kv, a: ArtifactRecord): Promise<string> {
+  let text = doneText.get(a.id);
+  if (text === undefined) {
+    text = await readText(kv, a);
+    doneText.set(a.id, text);
+    if (doneText.size > DONE_CACHE) doneText.delete(doneText.keys().next().value!);
+  }
+  return text;
+}
+
+function resumeAfter(header: string | undefined, query: string | undefined): number {
+  const raw = header ?? query;
+  if (raw === undefined || raw === "") return 0;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new AppError(400, "invalid_request", "Last-Event-ID and from must be a sequence number.");
+  }
+  return n;
+}
+
+/** POST /api/repos/:repoId/artifacts (mounted under /api/repos). */
+export function artifactRequestRoutes(deps: AppDeps) {
+  const { kv, clock, jobs, models } = deps;
+  const app = new Hono();
+  app.post("/:repoId/artifacts", async (c) => {
+    const repo = await requireReadyRepo(kv, clock, idParam(c, "repoId"));
+    const body = await jsonBody(c, artifactBody, 4 * 1024);
+    const options = { expertise: body.expertise, ...(body.concept ? { concept: body.concept } : {}) };
+    let provider = models.llm;
+    if (!provider.offline) {
+      const existing = (await kv.get<ArtifactRecord>(
+        keys.artifact(await artifactId(repo.id, body.kind, options, provider.model)),
+      )).value;
+      const wait = existing?.status === "done" ? 0 : await models.circuit.retryAfterSeconds();
+      if (wait > 0) {
+        if (!models.fallbackToOffline) throw new LlmUnavailableError(wait);
+        provider = models.offline;
+      }
+    }
+    const answer = await requestArtifact(kv, clock, jobs, {
+      repoId: repo.id,
+      kind: body.kind,
+      options,
+      model: provider.model,
+      offline: provider.offline,
+    });
+    if (answer.artifact.status === "done") {
+      return c.json({ artifact: publicArtifact(answer.artifact, await contentOf(kv, answer.artifact)) }, 200);
+    }
+    const job = answer.job ? await jobs.toPublic(answer.job) : undefined;
+    return c.json({ artifact: publicArtifact(answer.artifact), ...(job ? { job } : {}) }, 202);
+  });
+  return app;
+}
+
+/** Routes under /api/artifacts. */
+export function artifactRoutes(deps: AppDeps) {
+  const { kv, models } = deps;
+  const app = new Hono();
+
+  app.get("/:artifactId", async (c) => {
+    const a = await requireArtifact(kv, idParam(c, "artifactId"));
+    return c.json(publicArtifact(a, a.status === "done" ? await contentOf(kv, a) : undefined));
+  });
+
+  app.get("/:artifactId/stream", async (c) => {
+    const id = idParam(c, "artifactId");
+    await requireArtifact(kv, id);
+    const after = resumeAfter(c.req.header("last-event-id"), c.req.query("from"));
+    const { live, leave } = models.hub.join(id);
+    const abort = new AbortController();
+    async function* events(): AsyncGenerator<SseEvent> {
+      await live.ready();
+      let next = after + 1;
+      while (!abort.signal.aborted) {
+        const rec = live.record;
+        if (!rec) {
+          yield { event: "error", data: { code: "not_found", message: "The artifact is gone." } };
+          return;
+        }
+        if (rec.textSeq >= next) {
+          const text = await live.batch(rec.gen, next);
+          if (text !== null) {
+            yield { id: next, event: "delta", data: { text } };
+            next++;
+            continue;
+          }
+        } else if (rec.status === "done") {
+          yield { id: rec.textSeq, event: "done", data: publicArtifact(rec) };
+          return;
+        } else if (rec.status === "failed") {
+          yield { event: "error", data: rec.error ?? { code: "failed", message: "The generation failed." } };
+          return;
+        }
+        await live.changed(abort.signal);
+      }
+    }
+    return sseResponse(events(), {
+      onClose: () => {
+        abort.abort();
+        leave();
+      },
+    });
+  });
+
+  app.get("/:artifactId/audio", async (c) => {
+    const a = await requireArtifact(kv, idParam(c, "artifactId"));
+    const base = keys.artifactData(a.id, "audio");
+    const meta = a.audio?.status === "ready" ? await getBlobMeta(kv, base) : null;
+    if (!meta) {
+      throw new NotFoundError(
+        a.kind !== "podcast"
+          ? "Only podcasts have audio."
+          : a.audio?.status === "generating"
+          ? "The audio is still being made; try again shortly."
+          : "No audio: speech synthesis is not configured, or it failed.",
+        "audio_unavailable",
+      );
+    }
+    const range = parseRange(c.req.header("range"), meta.size);
+    const headers: Record<string, string> = {
+      "Content-Type": "audio/mpeg",
+      "Accept-Ranges": "bytes",
+      "Cache-Control": "public, max-age=86400",
+    };
+    if (range === "invalid") {
+      return new Response(null, {
+        status: 416,
+        headers: { ...headers, "Content-Range": `bytes */${meta.size}` },
+      });
+    }
+    const [start, end] = range ?? [0, meta.size - 1];
+    headers["Content-Length"] = String(end - start + 1);
+    if (range) headers["Content-Range"] = `bytes ${start}-${end}/${meta.size}`;
+    return new Response(streamBlob(kv, base, meta, start, end + 1), { status: range ? 206 : 200, headers });
+  });
+
+  return app;
+}
+
+/** A single `bytes=` range, as [start, end] inclusive; null when absent; "invalid" when unsatisfiable. */
+export function parseRange(header: string | undefined, size: number): [number, number] | null | "invalid" {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return "invalid";
+  let start: number;
+  let end: number;
+  if (m[1] === "") {
+    start = Math.max(0, size - Number(m[2]));
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  return start > end || start >= size ? "invalid" : [start, end];
+}

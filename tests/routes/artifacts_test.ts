@@ -1,0 +1,256 @@
+import assert from "node:assert/strict";
+import { parseSse, postJson, readSse, waitFor } from "../helpers.ts";
+import { startModelWorld } from "../model_fixtures.ts";
+
+type Artifact = {
+  id: string;
+  status: string;
+  content?: string;
+  model: string;
+  offline: boolean;
+  error?: { code: string };
+};
+
+async function ask(
+  world: Awaited<ReturnType<typeof startModelWorld>>,
+  body: Record<string, unknown> = { kind: "overview" },
+) {
+  return await world.app.json<{ artifact: Artifact; job?: { id: string } }>(
+    `/api/repos/${world.repoId}/artifacts`,
+    postJson(body),
+  );
+}
+
+/** Reads a stream's delta texts and final event. */
+async function collect(res: Response) {
+  const events = await readSse(res);
+  const deltas = events.filter((e) => e.event === "delta");
+  return {
+    text: deltas.map((e) => (e.data as { text: string }).text).join(""),
+    ids: deltas.map((e) => Number(e.id)),
+    last: events[events.length - 1],
+  };
+}
+
+Deno.test("artifacts: 200 concurrent viewers of one new artifact cost one model call and all get the same text", async () => {
+  const world = await startModelWorld({ tokens: 120, delayMs: 3 });
+  try {
+    const asks = await Promise.all(Array.from({ length: 20 }, () => ask(world)));
+    const ids = new Set(asks.map((a) => a.body.artifact.id));
+    assert.equal(ids.size, 1);
+    const id = [...ids][0];
+    const viewers = await Promise.all(
+      Array.from({ length: 200 }, () => world.app.fetch(`/api/artifacts/${id}/stream`)),
+    );
+    const results = await Promise.all(viewers.map(collect));
+    const final = await world.app.json<Artifact>(`/api/artifacts/${id}`);
+    assert.equal(final.body.status, "done");
+    assert.ok(final.body.content!.split(" ").length >= 120);
+    for (const r of results) {
+      assert.equal(r.text, final.body.content);
+      assert.equal(r.last.event, "done");
+      assert.deepEqual(r.ids, r.ids.map((_, i) => i + 1), "sequence numbers run 1..n without gaps");
+    }
+    assert.equal(world.llm.calls.chat, 1);
+
+    const late = await collect(await world.app.fetch(`/api/artifacts/${id}/stream`));
+    assert.equal(late.text, final.body.content, "a late joiner gets the full text");
+    const again = await ask(world);
+    assert.equal(again.status, 200);
+    assert.equal(again.body.artifact.content, final.body.content);
+    assert.equal(world.llm.calls.chat, 1, "asking again later costs nothing");
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("artifacts: resuming with Last-Event-ID or ?from has no gap and no duplicate", async () => {
+  const world = await startModelWorld({ tokens: 200, delayMs: 5 });
+  try {
+    const { body } = await ask(world, { kind: "slides" });
+    const id = body.artifact.id;
+    const res = await world.app.fetch(`/api/artifacts/${id}/stream`);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (parseSse(seen).filter((e) => e.event === "delta").length < 3) {
+      seen += (await reader.read()).value ?? "";
+    }
+    await reader.cancel();
+    const firstPart = parseSse(seen.slice(0, seen.lastIndexOf("\n\n") + 2)).filter((e) =>
+      e.event === "delta"
+    );
+    const lastId = firstPart[firstPart.length - 1].id!;
+    const rest = await collect(
+      await world.app.fetch(`/api/artifacts/${id}/stream`, { headers: { "Last-Event-ID": lastId } }),
+    );
+    const viaQuery = await collect(await world.app.fetch(`/api/artifacts/${id}/stream?from=${lastId}`));
+    const full = (await world.app.json<Artifact>(`/api/artifacts/${id}`)).body.content;
+    const head = firstPart.map((e) => (e.data as { text: string }).text).join("");
+    assert.equal(head + rest.text, full);
+    assert.equal(head + viaQuery.text, full);
+    assert.equal(rest.ids[0], Number(lastId) + 1);
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("artifacts: a viewer that never reads does not delay the others", async () => {
+  const world = await startModelWorld({ tokens: 300, delayMs: 2 });
+  try {
+    const { body } = await ask(world, { kind: "podcast" });
+    const stalled = await world.app.fetch(`/api/artifacts/${body.artifact.id}/stream`);
+    const reader = stalled.body!.getReader();
+    await reader.read();
+    const others = await Promise.all(
+      Array.from({ length: 5 }, () => world.app.fetch(`/api/artifacts/${body.artifact.id}/stream`)),
+    );
+    const results = await Promise.all(others.map(collect));
+    for (const r of results) assert.equal(r.last.event, "done");
+    await reader.cancel();
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("artifacts: transient model faults are retried before any text is published", async (t) => {
+  for (const fault of ["429", "500", "hang"] as const) {
+    await t.step(fault, async () => {
+      const world = await startModelWorld({ tokens: 30, faults: [fault], retryAfterSec: 1 }, {
+        LLM_TIMEOUT: "1s",
+      });
+      try {
+        const { body } = await ask(world);
+        const r = await collect(await world.app.fetch(`/api/artifacts/${body.artifact.id}/stream`));
+        assert.equal(r.last.event, "done");
+        assert.equal(world.llm.calls.chat, 2, "one failed call, one retry");
+        assert.ok(r.text.startsWith("Answer "));
+      } finally {
+        await world.close();
+      }
+    });
+  }
+});
+
+Deno.test("artifacts: a fault after text was shown ends viewers with event: error, and the artifact can be asked for again", async (t) => {
+  for (const fault of ["drop", "malformed"] as const) {
+    await t.step(fault, async () => {
+      const world = await startModelWorld({ tokens: 40, faults: [fault] }, { JOB_MAX_ATTEMPTS: "1" });
+      try {
+        const first = await ask(world);
+        const r = await collect(await world.app.fetch(`/api/artifacts/${first.body.artifact.id}/stream`));
+        assert.equal(r.last.event, "error");
+        const failed = await world.app.json<Artifact>(`/api/artifacts/${first.body.artifact.id}`);
+        assert.equal(failed.body.status, "failed");
+        const again = await ask(world);
+        assert.equal(again.status, 202);
+        assert.equal(again.body.artifact.id, first.body.artifact.id);
+        const r2 = await collect(await world.app.fetch(`/api/artifacts/${first.body.artifact.id}/stream`));
+        assert.equal(r2.last.event, "done");
+        const done = await world.app.json<Artifact>(`/api/artifacts/${first.body.artifact.id}`);
+        assert.equal(
+          r2.text,
+          done.body.content,
+          "the new generation's text, nothing left over from the failed one",
+        );
+      } finally {
+        await world.close();
+      }
+    });
+  }
+});
+
+Deno.test("artifacts: the circuit opens after repeated failures, answers 503 with Retry-After, and recovers", async () => {
+  const world = await startModelWorld(
+    { tokens: 20, fail: "500" },
+    { CIRCUIT_THRESHOLD: "2", CIRCUIT_COOLDOWN: "1s", LLM_MAX_RETRIES: "1", JOB_MAX_ATTEMPTS: "1" },
+  );
+  try {
+    const first = await ask(world);
+    const r = await collect(await world.app.fetch(`/api/artifacts/${first.body.artifact.id}/stream`));
+    assert.equal(r.last.event, "error");
+    assert.equal(world.llm.calls.chat, 2);
+    const refused = await ask(world, { kind: "slides" });
+    assert.equal(refused.status, 503);
+    assert.equal((refused.body as unknown as { error: { code: string } }).error.code, "llm_unavailable");
+    assert.ok(Number(refused.res.headers.get("retry-after")) >= 1);
+    assert.equal(world.llm.calls.chat, 2, "no call while open");
+    world.llm.setOptions({ fail: undefined });
+    const probe = await waitFor(
+      async () => {
+        const a = await ask(world, { kind: "slides" });
+        return a.status === 202 ? a : null;
+      },
+      5000,
+      "the circuit to half-open",
+    );
+    const done = await collect(await world.app.fetch(`/api/artifacts/${probe.body.artifact.id}/stream`));
+    assert.equal(done.last.event, "done");
+    assert.equal(await world.app.deps.models.circuit.state(), "closed");
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("artifacts: podcast audio is served with Range when speech is configured", async () => {
+  const world = await startModelWorld({ tokens: 20, fakeReply: undefined } as never, {
+    TTS_MODEL: "fake-tts",
+    TTS_VOICES: "alloy,echo",
+  });
+  try {
+    const { body } = await ask(world, { kind: "podcast" });
+    await collect(await world.app.fetch(`/api/artifacts/${body.artifact.id}/stream`));
+    const audio = await waitFor(async () => {
+      const res = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`);
+      if (res.status === 200) return res;
+      await res.body?.cancel();
+      return null;
+    });
+    assert.equal(audio.headers.get("content-type"), "audio/mpeg");
+    const bytes = new Uint8Array(await audio.arrayBuffer());
+    assert.ok(bytes.byteLength > 100);
+    assert.ok(world.llm.calls.speech >= 1);
+    const part = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`, {
+      headers: { Range: "bytes=10-19" },
+    });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get("content-range"), `bytes 10-19/${bytes.byteLength}`);
+    assert.deepEqual(new Uint8Array(await part.arrayBuffer()), bytes.subarray(10, 20));
+    const bad = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`, {
+      headers: { Range: "bytes=999999-" },
+    });
+    assert.equal(bad.status, 416);
+    await bad.body?.cancel();
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("artifacts: bad requests get API.md errors", async () => {
+  const world = await startModelWorld();
+  try {
+    const cases: [unknown, number, string][] = [
+      [{ kind: "poem" }, 400, "invalid_request"],
+      [{ kind: "concepts" }, 400, "invalid_request"],
+      [{ kind: "overview", concept: "x" }, 400, "invalid_request"],
+      [{ kind: "overview", extra: 1 }, 400, "invalid_request"],
+    ];
+    for (const [body, status, code] of cases) {
+      const res = await world.app.json<{ error: { code: string } }>(
+        `/api/repos/${world.repoId}/artifacts`,
+        postJson(body),
+      );
+      assert.equal(res.status, status, JSON.stringify(body));
+      assert.equal(res.body.error.code, code);
+    }
+    const missing = await world.app.json<{ error: { code: string } }>(
+      `/api/repos/nope/artifacts`,
+      postJson({ kind: "overview" }),
+    );
+    assert.equal(missing.status, 404);
+    const noAudio = await world.app.json<{ error: { code: string } }>(`/api/artifacts/nope/audio`);
+    assert.equal(noAudio.status, 404);
+    assert.equal(world.llm.calls.chat, 0);
+  } finally {
+    await world.close();
+  }
+});
