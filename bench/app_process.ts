@@ -1,0 +1,80 @@
+/** Runs the real app as a subprocess for benchmarks and durability tests, and reads its resource use. */
+
+export interface AppProcess {
+  url: string;
+  pid: number;
+  kvPath: string;
+  /** Peak and current resident memory in MB (VmHWM, VmRSS). */
+  memory(): Promise<{ peakMb: number; rssMb: number }>;
+  /** User + system CPU seconds used so far. */
+  cpuSeconds(): Promise<number>;
+  /** SIGKILL: no graceful shutdown (durability tests). */
+  kill(): Promise<void>;
+  /** SIGTERM and wait for exit. */
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+const CLK_TCK = 100;
+
+/** Starts `deno run main.ts` with `env` on a free port and waits until /health answers. */
+export async function startAppProcess(env: Record<string, string>, options: { kvPath?: string; port?: number } = {}): Promise<AppProcess> {
+  const kvPath = options.kvPath ?? `${await Deno.makeTempDir({ prefix: "repolm-" })}/repolm.kv`;
+  const port = options.port ?? freePort();
+  const root = new URL("../", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}main.ts`],
+    cwd: root,
+    env: { LOG_LEVEL: "warn", ...env, KV_PATH: kvPath, PORT: String(port) },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  while (true) {
+    try {
+      const res = await fetch(`${url}/health`);
+      await res.body?.cancel();
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      await child.status;
+      throw new Error("the app did not start within 60 s");
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  let exited = false;
+  const status = child.status.then(() => exited = true);
+  return {
+    url,
+    pid: child.pid,
+    kvPath,
+    async memory() {
+      const text = await Deno.readTextFile(`/proc/${child.pid}/status`);
+      const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? 0);
+      return { peakMb: kb("VmHWM") / 1024, rssMb: kb("VmRSS") / 1024 };
+    },
+    async cpuSeconds() {
+      const fields = (await Deno.readTextFile(`/proc/${child.pid}/stat`)).split(") ")[1].split(" ");
+      return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    },
+    async kill() {
+      if (!exited) child.kill("SIGKILL");
+      await status;
+    },
+    async stop() {
+      if (!exited) child.kill("SIGTERM");
+      await status;
+    },
+  };
+}
