@@ -25,6 +25,8 @@ export type RepoSpec = {
   archive?: Uint8Array | ((req: ArchiveRequest) => ReadableStream<Uint8Array>) | FixtureEntry[];
   /** Private repos answer 404 unless `Authorization: Bearer TOKEN` (or `token TOKEN`) matches. */
   token?: string;
+  /** A private repo anyone may see (as on some GitHub Enterprise setups): no 404, `private: true`. */
+  visibleWithoutToken?: boolean;
   /** Codeload answers 302 to this Location. */
   redirectTo?: string;
   /** Pause before each body chunk. */
@@ -145,7 +147,7 @@ function decodeMatch(re: RegExp, path: string): string[] | undefined {
 /** The repo when it exists and the caller may see it (GitHub hides private repos behind a 404). */
 function findRepo(ctx: Context, [owner, name]: string[], auth: string | undefined): Repo | undefined {
   const repo = ctx.repos.get(repoKey(owner, name));
-  if (!repo?.spec.private) return repo;
+  if (!repo?.spec.private || repo.spec.visibleWithoutToken) return repo;
   return repo.spec.token !== undefined && bearer(auth) === repo.spec.token ? repo : undefined;
 }
 
