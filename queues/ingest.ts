@@ -1,6 +1,6 @@
 /** The ingest job: download a commit's archive from GitHub and run the ingest pipeline over it. */
 import type { Clock } from "../lib/clock.ts";
-import { PermanentJobError } from "../lib/errors.ts";
+import { AppError, PermanentJobError } from "../lib/errors.ts";
 import { type GitHubConfig, openArchive } from "../lib/github.ts";
 import { ingestArchive, type IngestLimits } from "../lib/ingest.ts";
 import type { JobRecord } from "../lib/jobs.ts";
@@ -18,14 +18,38 @@ export interface IngestDeps {
   failedRepoTtlMs: number;
 }
 
-/** Counts bytes as they pass, for download progress. */
-function countingStream(onBytes: (total: number) => void): TransformStream<Uint8Array, Uint8Array> {
+/**
+ * The download body, counting bytes for progress. A connection that breaks mid-body is GitHub's
+ * (or the network's) failure, not a bad archive: it becomes a retryable github_unavailable.
+ */
+function downloadStream(
+  body: ReadableStream<Uint8Array>,
+  onBytes: (total: number) => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
   let total = 0;
-  return new TransformStream({
-    transform(chunk, c) {
-      total += chunk.byteLength;
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      let next;
+      try {
+        next = await reader.read();
+      } catch {
+        c.error(
+          new AppError(
+            502,
+            "github_unavailable",
+            "The download from GitHub was cut off.",
+          ),
+        );
+        return;
+      }
+      if (next.done) return c.close();
+      total += next.value.byteLength;
       onBytes(total);
-      c.enqueue(chunk);
+      c.enqueue(next.value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
     },
   });
 }
@@ -64,9 +88,9 @@ export function ingestHandler(deps: IngestDeps): JobHandler {
       const source = repo.source as Required<Pick<RepoRecord["source"], "owner" | "name" | "sha">>;
       const { body, size } = await openArchive(deps.github, source, ctx.signal);
       let progress = Promise.resolve();
-      const counted = body.pipeThrough(countingStream((n) => {
+      const counted = downloadStream(body, (n) => {
         progress = progress.then(() => ctx.progress("downloading", n, size ?? 0)).catch(() => {});
-      }));
+      });
       const result = await ingestArchive({
         repoId: repo.id,
         gen: job.id,
