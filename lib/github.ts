@@ -11,6 +11,8 @@ export interface GitHubConfig {
   apiUrl: string;
   codeloadUrl: string;
   token?: string;
+  /** Deadline for resolving a repo (the API calls a request waits on); 15 s by default. */
+  timeoutMs?: number;
 }
 
 export interface ResolvedRepo {
@@ -23,6 +25,7 @@ export interface ResolvedRepo {
 }
 
 const RESOLVE_CACHE_MS = 60_000;
+const RESOLVE_TIMEOUT_MS = 15_000;
 const MAX_REDIRECTS = 3;
 
 function headers(config: GitHubConfig, accept: string): HeadersInit {
@@ -106,11 +109,27 @@ async function failure(res: Response, target: GitHubTarget, what: "repo" | "ref"
 /**
  * Resolves a target to its commit: default branch and privacy from `GET /repos/O/R`, the sha from
  * `GET /repos/O/R/commits/REF`. Cached briefly in KV so a burst of requests costs two calls.
+ * A request waits on this, so it has a deadline: a GitHub that does not answer is a 504.
  */
 export async function resolveRepo(
   kv: Deno.Kv,
   config: GitHubConfig,
   target: GitHubTarget,
+): Promise<ResolvedRepo> {
+  const signal = AbortSignal.timeout(config.timeoutMs ?? RESOLVE_TIMEOUT_MS);
+  try {
+    return await resolveUncached(kv, config, target, signal);
+  } catch (e) {
+    if (e instanceof AppError || !signal.aborted) throw e;
+    throw new AppError(504, "github_unavailable", "GitHub did not answer in time; try again shortly.");
+  }
+}
+
+async function resolveUncached(
+  kv: Deno.Kv,
+  config: GitHubConfig,
+  target: GitHubTarget,
+  signal: AbortSignal,
 ): Promise<ResolvedRepo> {
   const cacheKey = keys.githubResolve(
     target.owner.toLowerCase(),
@@ -123,7 +142,7 @@ export async function resolveRepo(
     return resolved;
   }
   const repoUrl = `${config.apiUrl}/repos/${path(target.owner)}/${path(target.name)}`;
-  const repoRes = await fetchGitHub(config, repoUrl, "application/vnd.github+json");
+  const repoRes = await fetchGitHub(config, repoUrl, "application/vnd.github+json", signal);
   if (!repoRes.ok) await failure(repoRes, target, "repo");
   const info = await repoRes.json() as { default_branch?: string; private?: boolean; full_name?: string };
   if (info.private && !config.token) {
@@ -131,7 +150,12 @@ export async function resolveRepo(
   }
   const defaultBranch = info.default_branch || "main";
   const ref = target.ref ?? defaultBranch;
-  const shaRes = await fetchGitHub(config, `${repoUrl}/commits/${path(ref)}`, "application/vnd.github.sha");
+  const shaRes = await fetchGitHub(
+    config,
+    `${repoUrl}/commits/${path(ref)}`,
+    "application/vnd.github.sha",
+    signal,
+  );
   if (!shaRes.ok) await failure(shaRes, { ...target, ref }, "ref");
   const sha = (await shaRes.text()).trim();
   if (!/^[0-9a-f]{40}$/.test(sha)) {
