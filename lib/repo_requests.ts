@@ -9,6 +9,7 @@ import { parseGitHubUrl, withExplicitRef } from "./github_url.ts";
 import { stableId } from "./ids.ts";
 import type { JobRecord, JobStore } from "./jobs.ts";
 import {
+  deleteRepoData,
   EMPTY_STATS,
   getRepoEntry,
   type RepoEntry,
@@ -110,7 +111,12 @@ async function startIngest(
     },
   );
   if (!answer) return null;
-  if (answer.created) return { repo: repo!, job: answer.job };
+  if (answer.created) {
+    // An expired repo not yet swept is replaced here; its data generation would be orphaned (the
+    // sweeper follows the record, which now names the new generation), so remove it now.
+    if (entry.stored && entry.stored.gen !== repo!.gen) await deleteRepoData(deps.kv, id, entry.stored.gen);
+    return { repo: repo!, job: answer.job };
+  }
   const current = (await getRepoEntry(deps.kv, deps.clock, id)).value;
   return current ? { repo: current, job: answer.job } : null;
 }
