@@ -28,10 +28,17 @@ export function invalidArchive(detail: string): PermanentJobError {
   return new PermanentJobError("invalid_archive", `The archive could not be read: ${detail}.`, 400);
 }
 
+/** A byte count for people: "50 MB", "64 KB", "900 bytes" (limits in messages must not read "0 MB"). */
+export function formatBytes(n: number): string {
+  if (n >= 1048576) return `${Math.round((n / 1048576) * 10) / 10} MB`;
+  if (n >= 1024) return `${Math.round((n / 1024) * 10) / 10} KB`;
+  return `${n} bytes`;
+}
+
 function tooLarge(limit: number): PermanentJobError {
   return new PermanentJobError(
     "repo_too_large",
-    `The repository is larger than the limit of ${Math.round(limit / 1048576)} MB of uncompressed data.`,
+    `The repository is larger than the limit of ${formatBytes(limit)} of uncompressed data.`,
     422,
   );
 }

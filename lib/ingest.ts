@@ -3,7 +3,7 @@
  * retrieval index and the tree, all in one streaming pass with bounded memory. It writes only
  * under the repo's data generation; the caller makes the repo visible when this returns.
  */
-import { readArchive } from "./archive.ts";
+import { formatBytes, readArchive } from "./archive.ts";
 import { writeBlob } from "./blobs.ts";
 import { PermanentJobError } from "./errors.ts";
 import { countTokens, detectLanguage, filePriority } from "./file_info.ts";
@@ -125,7 +125,7 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     }
     storedBytes += entry.content.byteLength;
     if (storedBytes > limits.totalBytes) {
-      throw tooLarge(`${Math.round(limits.totalBytes / 1048576)} MB of stored files`);
+      throw tooLarge(`${formatBytes(limits.totalBytes)} of stored files`);
     }
     const file: TreeFile = {
       path,

@@ -7,6 +7,7 @@
 import Busboy from "busboy";
 import { Readable } from "node:stream";
 import type { Clock } from "./clock.ts";
+import { formatBytes } from "./archive.ts";
 import { BadRequestError, LimitError } from "./errors.ts";
 import { newId } from "./ids.ts";
 import { ingestArchive, type IngestLimits } from "./ingest.ts";
@@ -26,8 +27,9 @@ const ARCHIVE_NAME = /\.(tar\.gz|tgz|tar|zip)$/i;
 /** How long an unfinished upload's data may sit before the sweeper treats it as abandoned. */
 export const UPLOAD_STALE_MS = 10 * 60_000;
 
-function tooLarge(limit: number): LimitError {
-  return new LimitError(413, "upload_too_large", `Uploads are limited to ${Math.round(limit / 1048576)} MB.`);
+/** The 413 for an upload over `limit` bytes. */
+export function uploadTooLarge(limit: number): LimitError {
+  return new LimitError(413, "upload_too_large", `Uploads are limited to ${formatBytes(limit)}.`);
 }
 
 function globsFrom(value: string): string[] {
@@ -92,7 +94,7 @@ export function ingestUpload(
         file.resume();
         return fail(new BadRequestError("invalid_archive", "Upload a .tar.gz, .tgz, .tar or .zip file."));
       }
-      file.on("limit", () => file.destroy(tooLarge(deps.limits.uploadBytes)));
+      file.on("limit", () => file.destroy(uploadTooLarge(deps.limits.uploadBytes)));
       const stream = Readable.toWeb(file) as unknown as ReadableStream<Uint8Array>;
       ingestStream(deps, stream, info.filename ?? "upload", filters, signal).then(
         (repo) => settle(() => resolve(repo)),

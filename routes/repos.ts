@@ -9,7 +9,7 @@ import { validGlobs } from "../lib/filters.ts";
 import { keys } from "../lib/keys.ts";
 import { requestGitHubIngest } from "../lib/repo_requests.ts";
 import { publicRepo, requireReadyRepo, requireRepo } from "../lib/repos.ts";
-import { ingestUpload } from "../lib/upload.ts";
+import { ingestUpload, uploadTooLarge } from "../lib/upload.ts";
 import { idParam, jsonBody } from "./validate.ts";
 
 const globs = z.array(z.string().min(1).max(200)).max(50).refine(
@@ -52,13 +52,7 @@ export function repoRoutes(deps: AppDeps) {
       );
     }
     const declared = Number(c.req.header("content-length") ?? 0);
-    if (declared > config.limits.uploadBytes + 64 * 1024) {
-      throw new AppError(
-        413,
-        "upload_too_large",
-        `Uploads are limited to ${Math.round(config.limits.uploadBytes / 1048576)} MB.`,
-      );
-    }
+    if (declared > config.limits.uploadBytes + 64 * 1024) throw uploadTooLarge(config.limits.uploadBytes);
     if (!c.req.raw.body) throw new AppError(400, "invalid_request", "The upload is empty.");
     const repo = await ingestUpload(
       { kv, clock, limits: config.limits, repoTtlMs: config.repoTtlMs },
