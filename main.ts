@@ -9,6 +9,9 @@ import { JobStore } from "./lib/jobs.ts";
 import { createLogger } from "./lib/log.ts";
 import { sweepExpiredRepos } from "./lib/repos.ts";
 import { sweepAbandonedUploads } from "./lib/upload.ts";
+import { createModels } from "./lib/llm/mod.ts";
+import { OfflineProvider } from "./lib/llm/offline.ts";
+import { generateHandler } from "./queues/generate.ts";
 import { ingestHandler } from "./queues/ingest.ts";
 import { Worker } from "./queues/worker.ts";
 import { createApp } from "./routes/mod.ts";
@@ -38,7 +41,8 @@ async function main() {
     useQueues: config.jobs.useQueues,
     concurrency: config.jobs.concurrency,
   });
-  const deps: AppDeps = { kv, config, clock, log, jobs, version: denoJson.version };
+  const models = createModels(config, kv, clock, new OfflineProvider());
+  const deps: AppDeps = { kv, config, clock, log, jobs, models, version: denoJson.version };
   const worker = new Worker(
     jobs,
     {
@@ -50,6 +54,7 @@ async function main() {
         repoTtlMs: config.repoTtlMs,
         failedRepoTtlMs: config.jobTtlMs,
       }),
+      generate: generateHandler({ kv, clock, models, log }),
     },
     {
       concurrency: config.jobs.concurrency,

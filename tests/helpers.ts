@@ -5,6 +5,7 @@ import type { AppDeps } from "../lib/deps.ts";
 import { JobStore } from "../lib/jobs.ts";
 import { createLogger } from "../lib/log.ts";
 import { createModels } from "../lib/llm/mod.ts";
+import { OfflineProvider } from "../lib/llm/offline.ts";
 import type { LlmProvider } from "../lib/llm/types.ts";
 import { generateHandler } from "../queues/generate.ts";
 import { ingestHandler } from "../queues/ingest.ts";
@@ -60,7 +61,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     useQueues: config.jobs.useQueues,
     concurrency: config.jobs.concurrency,
   });
-  const models = createModels(config, kv, clock, options.offline ?? await defaultOffline());
+  const models = createModels(config, kv, clock, options.offline ?? new OfflineProvider());
   models.retry.baseMs = 20;
   const deps: AppDeps = { kv, config, clock, log, jobs, models, version: "test" };
   const worker = new Worker(
@@ -104,11 +105,6 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       kv.close();
     },
   };
-}
-
-async function defaultOffline(): Promise<LlmProvider> {
-  const mod = await import("../lib/llm/offline.ts");
-  return (mod as unknown as { createOfflineProvider(): LlmProvider }).createOfflineProvider();
 }
 
 /** A JSON POST request init. */

@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { startAppProcess } from "../bench/app_process.ts";
+import { buildTarGz } from "./fakes/archives.ts";
+import { fakeReplyText, startFakeOpenAI } from "./fakes/openai.ts";
+import { parseSse, waitFor } from "./helpers.ts";
+import { SAMPLE_REPO } from "./model_fixtures.ts";
+
+Deno.test("generation survives kill -9: after a restart the artifact completes with no duplicated text", async () => {
+  const llm = await startFakeOpenAI({ apiKey: "k", tokens: 300, delayMs: 15 });
+  const env = { OPENAI_API_KEY: "k", OPENAI_BASE_URL: llm.baseUrl, LLM_MODEL: "fake-model", JOB_LEASE: "2s" };
+  let app = await startAppProcess(env);
+  try {
+    const form = new FormData();
+    form.append("file", new Blob([await buildTarGz(SAMPLE_REPO)]), "repo.tar.gz");
+    const repo =
+      (await (await fetch(`${app.url}/api/repos/upload`, { method: "POST", body: form })).json()).repo;
+    const asked = await (await fetch(`${app.url}/api/repos/${repo.id}/artifacts`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ kind: "overview" }),
+    })).json();
+    const id = asked.artifact.id;
+    const stream = await fetch(`${app.url}/api/artifacts/${id}/stream`);
+    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (parseSse(seen).filter((e) => e.event === "delta").length < 5) {
+      seen += (await reader.read()).value ?? "";
+    }
+    await app.kill();
+    await reader.cancel().catch(() => {});
+
+    app = await startAppProcess(env, { kvPath: app.kvPath });
+    const final = await waitFor(
+      async () => {
+        const a = await (await fetch(`${app.url}/api/artifacts/${id}`)).json();
+        return a.status === "done" || a.status === "failed" ? a : null;
+      },
+      30_000,
+      "the artifact to finish after the restart",
+    );
+    assert.equal(final.status, "done");
+    const expected = fakeReplyText(llm.calls.log[0].messages!, 300);
+    assert.equal(final.content, expected, "exactly the model's text: nothing lost, nothing repeated");
+    assert.equal(llm.calls.chat, 2, "the retry called the model once more");
+    const replay = parseSse(await (await fetch(`${app.url}/api/artifacts/${id}/stream`)).text());
+    assert.equal(
+      replay.filter((e) => e.event === "delta").map((e) => (e.data as { text: string }).text).join(""),
+      expected,
+    );
+  } finally {
+    await app.kill();
+    await llm.close();
+  }
+});
