@@ -553,12 +553,13 @@ export function extractFacts(ctx: RepoContext): RepoFacts {
   // Among equally placed files the bigger one usually carries more of the design.
   const byPriority = [...readable].sort((a, b) => b.priority - a.priority || b.tokens - a.tokens);
   const entryPaths = new Set(entryPoints.map((e) => e.path));
-  // Entry points have their own section and barrel files only re-export: key files show the rest first.
-  const notes = byPriority.slice(0, 60).map((f) => ({ note: note(f), entry: entryPaths.has(f.path) }));
-  const plainer = (n: { note: FileNote; entry: boolean }) =>
-    Number(n.entry) + Number(n.note.summary?.startsWith("Re-exports") ?? false);
-  const keyFiles = notes.map((n, i) => ({ ...n, i })).sort((a, b) => plainer(a) - plainer(b) || a.i - b.i)
-    .slice(0, 12).map((n) => n.note);
+  // Entry points have their own section and barrel files only re-export, so among the main files
+  // the others come first; tests, docs and examples (priority under 30) always come last.
+  const notes = byPriority.slice(0, 60).map((f, i) => ({ f, i, note: note(f) }));
+  const keyRank = (n: (typeof notes)[number]) =>
+    (n.f.priority < 30 ? 10 : 0) + Number(entryPaths.has(n.f.path)) +
+    Number(n.note.summary?.startsWith("Re-exports") ?? false);
+  const keyFiles = notes.sort((a, b) => keyRank(a) - keyRank(b) || a.i - b.i).slice(0, 12).map((n) => n.note);
   const code = readable.filter((f) => !NOT_CODE.test(f.language) && f.priority >= 30);
   const largest = [...code].sort((a, b) => b.tokens - a.tokens).slice(0, 6).map(note);
   const symbols = byPriority.filter((f) => texts.has(f.path) && !NOT_CODE.test(f.language)).slice(0, 12)

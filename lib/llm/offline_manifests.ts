@@ -12,8 +12,10 @@ export interface Command {
   purpose: CommandPurpose;
   command: string;
   source: string;
-  /** What the command runs, when the manifest says (a script's body, a task's description). */
-  detail?: string;
+  /** What the command runs, when the manifest says (a script's body, a script's target). */
+  runs?: string;
+  /** What the command is for, in the manifest's words (a task's or a target's description). */
+  about?: string;
 }
 
 /** A file a program or library starts from. */
@@ -154,7 +156,7 @@ export function parsePackageJson(path: string, text: string): Manifest | null {
   m.commands.push({ purpose: "install", command: `${manager} install`, source: path });
   for (const [name, body] of Object.entries(scripts)) {
     if (typeof body !== "string" || NPM_HOOKS.test(name)) continue;
-    m.commands.push({ purpose: purposeOf(name), command: npmRun(manager, name), source: path, detail: body });
+    m.commands.push({ purpose: purposeOf(name), command: npmRun(manager, name), source: path, runs: body });
   }
   if (typeof pkg.bin === "string") {
     m.entryPoints.push({ label: `command \`${m.name ?? "bin"}\``, path: pkg.bin });
@@ -210,7 +212,8 @@ export function parseDenoJson(path: string, text: string): Manifest | null {
         purpose: purposeOf(name),
         command: `deno task ${name}`,
         source: path,
-        detail: description ?? body,
+        ...(body ? { runs: body } : {}),
+        ...(description ? { about: description } : {}),
       });
     }
   }
@@ -328,7 +331,7 @@ export function parsePyproject(path: string, text: string): Manifest | null {
   for (const [name, target] of Object.entries(scripts)) {
     if (typeof target !== "string") continue;
     m.entryPoints.push({ label: `command \`${name}\``, path: target });
-    m.commands.push({ purpose: "run", command: name, source: path, detail: target });
+    m.commands.push({ purpose: "run", command: name, source: path, runs: target });
   }
   const optional = isObject(project["optional-dependencies"]) ? project["optional-dependencies"] : {};
   const groups = isObject(doc["dependency-groups"]) ? doc["dependency-groups"] : {};
@@ -358,7 +361,7 @@ export function parseSetupPy(path: string, text: string): Manifest {
   const scripts = text.match(/console_scripts['"]?\s*[:=]\s*\[([\s\S]*?)\]/)?.[1] ?? "";
   for (const [, name, target] of scripts.matchAll(/['"]\s*([\w.-]+)\s*=\s*([\w.:]+)\s*['"]/g)) {
     m.entryPoints.push({ label: `command \`${name}\``, path: target });
-    m.commands.push({ purpose: "run", command: name, source: path, detail: target });
+    m.commands.push({ purpose: "run", command: name, source: path, runs: target });
   }
   const requires = text.match(/install_requires\s*=\s*\[([\s\S]*?)\]/)?.[1] ?? "";
   m.dependencies = requirementDeps([...requires.matchAll(/['"]([^'"]+)['"]/g)].map((x) => x[1]), false);
@@ -412,8 +415,8 @@ export function parseComposerJson(path: string, text: string): Manifest | null {
   if (isObject(pkg.scripts)) {
     for (const [name, body] of Object.entries(pkg.scripts)) {
       if (/^(pre|post)-/.test(name)) continue;
-      const detail = Array.isArray(body) ? body.join(" && ") : typeof body === "string" ? body : undefined;
-      m.commands.push({ purpose: purposeOf(name), command: `composer ${name}`, source: path, detail });
+      const runs = Array.isArray(body) ? body.join(" && ") : typeof body === "string" ? body : undefined;
+      m.commands.push({ purpose: purposeOf(name), command: `composer ${name}`, source: path, runs });
     }
   }
   if (Array.isArray(pkg.bin)) {
@@ -456,7 +459,7 @@ export function parseGemspec(path: string, text: string): Manifest {
 
 /**
  * Makefile: its targets as `make` commands. A `## text` comment on the target line (the
- * self-documenting Makefile convention) becomes the detail.
+ * self-documenting Makefile convention) says what the target is for.
  */
 export function parseMakefile(path: string, text: string): Manifest {
   const m = empty(path, "make");
@@ -471,7 +474,7 @@ export function parseMakefile(path: string, text: string): Manifest {
         purpose: purposeOf(name),
         command: `make ${name}`,
         source: path,
-        detail: doc?.trim(),
+        ...(doc?.trim() ? { about: doc.trim() } : {}),
       });
     }
   }

@@ -70,10 +70,9 @@ function mainLanguage(f: RepoFacts): string | undefined {
 }
 
 function commandLine(c: Command): string {
-  const detail = c.detail && c.detail !== c.command && c.detail.length <= 90
-    ? ` — runs ${code(c.detail)}`
-    : "";
-  return `${code(c.command)}${detail}`;
+  if (c.about) return `${code(c.command)} — ${prose(c.about)}`;
+  const runs = c.runs && c.runs !== c.command && c.runs.length <= 90 ? ` — runs ${code(c.runs)}` : "";
+  return `${code(c.command)}${runs}`;
 }
 
 /** The commands worth showing: every purpose once before any purpose twice, in the facts' order. */
@@ -105,7 +104,7 @@ export function writeOverview(f: RepoFacts, expertise: Expertise): string {
   const lang = mainLanguage(f);
   out.push(
     `It holds ${plural(f.totals.files, "file")} (about ${tokens(f.totals.tokens)} tokens of text)${
-      lang ? `, mostly ${lang}` : ""
+      lang ? `; its main programming language is ${lang}` : ""
     }.`,
   );
   const said = [
@@ -362,7 +361,8 @@ export function writeSlides(f: RepoFacts, expertise: Expertise): string {
 function speakable(text: string): string {
   return text.replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1")
     .replace(/https?:\/\/(?:www\.)?([^/\s]+)\S*/g, "$1")
-    .replace(/[`*]|__/g, "")
+    .replace(/`|\*\*?/g, "")
+    .replace(/(^|\s)__([^_\s][^_]*)__(?=[.,;:!?]?(\s|$))/g, "$1$2")
     .replace(/(^|\s)_([^_\s][^_]*)_(?=[\s.,;:!?]|$)/g, "$1$2")
     .replace(/^\s*(#+|>)\s*/, "")
     .replace(/\s+/g, " ").trim();
@@ -407,9 +407,9 @@ export function writePodcast(f: RepoFacts, expertise: Expertise): string {
   pair(
     "What's it written in, and how big is it?",
     langs.length
-      ? `${lang ? `Mostly ${lang}` : `Mostly ${langs[0].name}`}: ${
+      ? `${lang ? `The main language is ${lang}. ` : ""}By size it's ${
         say(langs.map((l) => `${l.name} at about ${Math.round(l.percent)} percent`))
-      } by size. Altogether ${plural(f.totals.files, "file")}.`
+      }, across ${plural(f.totals.files, "file")}.`
       : `It's ${plural(f.totals.files, "file")} in all.`,
   );
 
@@ -458,7 +458,9 @@ export function writePodcast(f: RepoFacts, expertise: Expertise): string {
     "How do I get it running on my machine?",
     install || steps.length
       ? `${install ? `First ${install.command} to fetch what it needs. ` : ""}${
-        steps.length ? `Then ${say(steps.map((c) => `${c.command} ${VERB[c.purpose]}`))}.` : ""
+        steps.length
+          ? `${install ? "Then" : "Simple:"} ${say(steps.map((c) => `${c.command} ${VERB[c.purpose]}`))}.`
+          : ""
       }`.trim()
       : "The project doesn't declare any build or test commands, so you'd follow the README.",
   );
@@ -469,7 +471,7 @@ export function writePodcast(f: RepoFacts, expertise: Expertise): string {
     )?.[1];
     const firstProse = howTo.markdown.split("\n\n").find((b) => !/^(`{3,}|[-|>*_\d])/.test(b));
     const said = [
-      firstProse ? ensurePeriod(sentences(speakable(firstProse), 1)) : "",
+      firstProse ? ensurePeriod(sentences(speakable(firstProse), 1).replace(/:$/, "")) : "",
       shell ? `The command it gives is ${speakable(shell)}.` : "",
     ].filter(Boolean).join(" ");
     pair(
@@ -507,7 +509,7 @@ export function writePodcast(f: RepoFacts, expertise: Expertise): string {
       : runtime.length
       ? `At runtime it uses ${say(runtime.slice(0, 4).map((d) => d.name))}${
         runtime.length > 4 ? `, plus ${runtime.length - 4} more` : ""
-      }.${dev.length ? ` For development there are ${plural(dev.length, "package")}.` : ""}`
+      }.${dev.length ? ` For development it adds ${plural(dev.length, "more package")}.` : ""}`
       : `No runtime dependencies at all${
         dev.length ? `, just ${plural(dev.length, "development package")}` : ""
       }.`,

@@ -278,7 +278,7 @@ Deno.test("extractFacts reads a Python project: scripts, pytest and Makefile tar
   assert.equal(byCommand.get("pip install -e .")?.purpose, "install");
   assert.equal(byCommand.get("pytest")?.purpose, "test");
   assert.equal(byCommand.get("weatherly")?.purpose, "run");
-  assert.equal(byCommand.get("make test")?.detail, "Run the test suite");
+  assert.equal(byCommand.get("make test")?.about, "Run the test suite");
   assert.equal(byCommand.get("make lint")?.purpose, "lint");
   assert.deepEqual(f.dependencies.map((d) => [d.name, d.dev]), [["requests", false], ["rich", false], [
     "pytest",
@@ -311,9 +311,9 @@ Deno.test("manifest parsers", async (t) => {
         "imports": { "hono": "npm:hono@4", "std/": "https://deno.land/std/", },
       }`,
     );
-    assert.deepEqual(m?.commands.map((c) => [c.command, c.purpose, c.detail]), [
-      ["deno task dev", "run", "deno run -A main.ts"],
-      ["deno task test", "test", "Runs every test"],
+    assert.deepEqual(m?.commands.map((c) => [c.command, c.purpose, c.runs, c.about]), [
+      ["deno task dev", "run", "deno run -A main.ts", undefined],
+      ["deno task test", "test", "deno test", "Runs every test"],
     ]);
     assert.deepEqual(m?.entryPoints, [{ label: "main export", path: "./mod.ts" }]);
     assert.deepEqual(m?.dependencies.map((d) => d.name), ["hono"]);
