@@ -129,6 +129,7 @@ const schema = z.object({
   SHED_QUEUE_DEPTH: int(200, 0),
   SHED_QUEUE_AGE: duration("2m"),
   SHED_LOOP_DELAY: duration("300ms"),
+  SHED_ON_CIRCUIT: z.enum(["on", "off"]).default("on"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
@@ -197,6 +198,7 @@ export function configFromEnv(env: Record<string, string | undefined>) {
       shedQueueDepth: c.SHED_QUEUE_DEPTH,
       shedQueueAgeMs: c.SHED_QUEUE_AGE,
       shedLoopDelayMs: c.SHED_LOOP_DELAY,
+      shedOnCircuit: c.SHED_ON_CIRCUIT === "on",
     },
     logLevel: c.LOG_LEVEL,
   };
