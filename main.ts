@@ -7,6 +7,8 @@ import { configFromEnv } from "./lib/config.ts";
 import type { AppDeps } from "./lib/deps.ts";
 import { JobStore } from "./lib/jobs.ts";
 import { createLogger } from "./lib/log.ts";
+import { jobMetricsEvents } from "./lib/metrics.ts";
+import { loopDelay } from "./lib/shedding.ts";
 import { sweepExpiredRepos } from "./lib/repos.ts";
 import { sweepAbandonedUploads } from "./lib/upload.ts";
 import { createModels } from "./lib/llm/mod.ts";
@@ -63,8 +65,10 @@ async function main() {
       useQueues: config.jobs.useQueues,
     },
     log,
+    jobMetricsEvents(),
   );
   worker.start();
+  loopDelay.start();
 
   const sweep = async () => {
     try {
@@ -91,6 +95,7 @@ async function main() {
     stopping = true;
     log.info("shutting down", { signal });
     clearInterval(sweeper);
+    loopDelay.stop();
     await worker.stop();
     await server.shutdown();
     kv.close();

@@ -24,6 +24,13 @@ export function freePort(): number {
 
 const CLK_TCK = 100;
 
+/** Traffic control out of the way unless the caller sets its own limits (bench/ratelimit.ts does). */
+const TRAFFIC_OFF = {
+  RATE_LIMITS: "read=1000000/1m,ingest=1000000/1m,generate=1000000/1m,chat=1000000/1m",
+  MAX_STREAMS_PER_CLIENT: "0",
+  MAX_INGESTS_PER_CLIENT: "0",
+};
+
 /** Starts `deno run main.ts` with `env` on a free port and waits until /health answers. */
 export async function startAppProcess(env: Record<string, string>, options: { kvPath?: string; port?: number } = {}): Promise<AppProcess> {
   const kvPath = options.kvPath ?? `${await Deno.makeTempDir({ prefix: "repolm-" })}/repolm.kv`;
@@ -32,7 +39,7 @@ export async function startAppProcess(env: Record<string, string>, options: { kv
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${root}main.ts`],
     cwd: root,
-    env: { LOG_LEVEL: "warn", ...env, KV_PATH: kvPath, PORT: String(port) },
+    env: { LOG_LEVEL: "warn", ...TRAFFIC_OFF, ...env, KV_PATH: kvPath, PORT: String(port) },
     stdout: "null",
     stderr: "inherit",
   }).spawn();

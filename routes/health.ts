@@ -1,12 +1,14 @@
-/** GET /health: KV round trip, queue depth and age, model provider, shedding and version. */
+/** GET /health: KV round trip, queue depth and age, model provider and circuit, what is shed and why, version. */
 import { Hono } from "hono";
 import type { AppDeps } from "../lib/deps.ts";
+import { timedKv } from "../lib/metrics.ts";
+import { shedderFor } from "../lib/shedding.ts";
 
 /** Measures one KV read; null when KV is unreachable. */
 async function kvRoundTrip(kv: Deno.Kv): Promise<number | null> {
   const start = performance.now();
   try {
-    await kv.get(["health"]);
+    await timedKv("probe", () => kv.get(["health"]));
     return Math.round((performance.now() - start) * 100) / 100;
   } catch {
     return null;
@@ -17,20 +19,28 @@ export function healthRoutes(deps: AppDeps) {
   const app = new Hono();
   app.get("/", async (c) => {
     const latencyMs = await kvRoundTrip(deps.kv);
-    const queue = latencyMs === null ? { depth: 0, oldestAgeSeconds: 0 } : await deps.jobs.queueStats();
+    const kvOk = latencyMs !== null;
+    const [queue, circuit, shed] = kvOk
+      ? await Promise.all([
+        deps.jobs.queueStats(),
+        deps.models.circuit.state().catch(() => "open" as const),
+        shedderFor(deps).state(),
+      ])
+      : [{ depth: 0, oldestAgeSeconds: 0 }, "closed" as const, null];
+    const shedding = shed?.shedding ?? [];
     const body = {
-      status: latencyMs === null ? "degraded" : "ok",
-      kv: { ok: latencyMs !== null, latencyMs },
+      status: kvOk && !shedding.length && circuit === "closed" ? "ok" : "degraded",
+      kv: { ok: kvOk, latencyMs },
       queue,
       llm: {
-        provider: deps.config.llm.apiKey ? "openai" : "offline",
-        model: deps.config.llm.model,
-        circuit: "closed",
+        provider: deps.models.llm.name,
+        model: deps.models.llm.model,
+        circuit,
       },
-      shedding: [] as string[],
+      shedding,
       version: deps.version,
     };
-    return c.json(body, latencyMs === null ? 503 : 200);
+    return c.json(body, kvOk ? 200 : 503);
   });
   return app;
 }

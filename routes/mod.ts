@@ -6,8 +6,12 @@ import { AppError, errorBody } from "../lib/errors.ts";
 import { newId } from "../lib/ids.ts";
 import { artifactRequestRoutes, artifactRoutes } from "./artifacts.ts";
 import { chatRoutes } from "./chat.ts";
+import { adminRoutes } from "./admin.ts";
 import { healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
+import { metricsRoutes } from "./metrics.ts";
+import { corsForApi, edge, identifyClient, trafficControl } from "./middleware.ts";
+import { usageRoutes } from "./usage.ts";
 import { repoRoutes } from "./repos.ts";
 
 type Env = { Variables: { requestId: string } };
@@ -25,8 +29,14 @@ export function createApp(deps: AppDeps) {
     await next();
     c.res.headers.set("X-Request-Id", requestId);
   });
+  // traffic control (routes/middleware.ts): headers, metrics and logs; CORS; who; limits and caps
+  app.use("*", edge(deps));
+  app.use("/api/*", corsForApi(deps), identifyClient(deps), trafficControl(deps));
 
   app.route("/health", healthRoutes(deps));
+  app.route("/metrics", metricsRoutes(deps));
+  app.route("/admin", adminRoutes(deps));
+  app.route("/api/usage", usageRoutes(deps));
   app.route("/api/repos", repoRoutes(deps));
   app.route("/api/repos", artifactRequestRoutes(deps));
   app.route("/api/repos", chatRoutes(deps));

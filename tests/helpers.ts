@@ -4,6 +4,7 @@ import { type Config, configFromEnv } from "../lib/config.ts";
 import type { AppDeps } from "../lib/deps.ts";
 import { JobStore } from "../lib/jobs.ts";
 import { createLogger } from "../lib/log.ts";
+import { jobMetricsEvents } from "../lib/metrics.ts";
 import { createModels } from "../lib/llm/mod.ts";
 import { OfflineProvider } from "../lib/llm/offline.ts";
 import type { LlmProvider } from "../lib/llm/types.ts";
@@ -26,10 +27,12 @@ export class FakeClock implements Clock {
 export interface TestApp {
   deps: AppDeps;
   worker: Worker;
-  fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** `remoteAddr` is the connection's peer address the app sees (127.0.0.1 unless given). */
+  fetch(path: string, init?: RequestInit, remoteAddr?: string): Promise<Response>;
   json<T = Record<string, unknown>>(
     path: string,
     init?: RequestInit,
+    remoteAddr?: string,
   ): Promise<{ status: number; body: T; res: Response }>;
   close(): Promise<void>;
 }
@@ -49,6 +52,11 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     LOG_LEVEL: "silent",
     QUEUES: "off",
     JOB_LEASE: "2s",
+    // traffic limits out of the way unless a test sets its own (tests/routes/traffic_test.ts)
+    RATE_LIMITS: "read=1000000/1m,ingest=1000000/1m,generate=1000000/1m,chat=1000000/1m",
+    MAX_STREAMS_PER_CLIENT: "0",
+    MAX_INGESTS_PER_CLIENT: "0",
+    SHED_ON_CIRCUIT: "off",
     ...options.env,
   });
   const kv = await Deno.openKv(":memory:");
@@ -86,17 +94,20 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       graceMs: 2000,
     },
     log,
+    jobMetricsEvents(),
   );
   if (options.startWorker !== false) worker.start();
   const app = createApp(deps);
-  const fetchApp = (path: string, init?: RequestInit) =>
-    Promise.resolve(app.fetch(new Request(`http://local${path}`, init)));
+  const fetchApp = (path: string, init?: RequestInit, remoteAddr = "127.0.0.1") =>
+    Promise.resolve(app.fetch(new Request(`http://local${path}`, init), {
+      remoteAddr: { hostname: remoteAddr, port: 40000, transport: "tcp" },
+    }));
   return {
     deps,
     worker,
     fetch: fetchApp,
-    async json(path, init) {
-      const res = await fetchApp(path, init);
+    async json(path, init, remoteAddr) {
+      const res = await fetchApp(path, init, remoteAddr);
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : null, res };
     },

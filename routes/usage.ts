@@ -1,0 +1,31 @@
+/** GET /api/usage: the caller's identity, rate-limit standing and daily token quota (API.md). */
+import { Hono } from "hono";
+import { clientOf } from "../lib/client.ts";
+import type { PolicyName } from "../lib/config.ts";
+import type { AppDeps } from "../lib/deps.ts";
+import { quotaUsage } from "../lib/quota.ts";
+import { rateLimiterFor } from "../lib/rate_limit.ts";
+
+const POLICIES: PolicyName[] = ["read", "ingest", "generate", "chat"];
+
+/** Routes under /api/usage. */
+export function usageRoutes(deps: AppDeps) {
+  const app = new Hono();
+  app.get("/", async (c) => {
+    const client = await clientOf(deps, c);
+    const limiter = rateLimiterFor(deps);
+    const decisions = await Promise.all(POLICIES.map((p) => limiter.peek(p, client)));
+    const limits = Object.fromEntries(decisions.map((d) => [d.policy, {
+      limit: d.limit,
+      windowSeconds: d.windowSeconds,
+      remaining: d.remaining,
+      resetSeconds: d.resetSeconds,
+    }]));
+    return c.json({
+      client: { kind: client.kind, tier: client.tier },
+      limits,
+      quota: await quotaUsage(deps.kv, deps.clock, client),
+    });
+  });
+  return app;
+}
