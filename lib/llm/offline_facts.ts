@@ -68,6 +68,7 @@ export interface RepoFacts {
   dependencies: Dependency[];
   keyFiles: FileNote[];
   largest: FileNote[];
+  /** Names each file in the context defines for others, most important files first. */
   symbols: { path: string; names: string[] }[];
   totals: { files: number; tokens: number; bytes: number };
 }
@@ -288,10 +289,12 @@ function contentSummary(text: string, path: string): string | undefined {
     ...text.matchAll(/^pub\s+(?:use|mod)\s+([\w:]+)/gm),
   ].map((m) => m[1]);
   const modules = [...new Set(reexports)];
-  const few = (items: string[]) =>
-    `${items.slice(0, 3).map((x) => `\`${x}\``).join(", ")}${
-      items.length > 3 ? ` and ${items.length - 3} more` : ""
-    }`;
+  const few = (items: string[]) => {
+    const shown = items.slice(0, items.length > 4 ? 3 : 4).map((x) => `\`${x}\``);
+    const rest = items.length - shown.length;
+    if (rest) return `${shown.join(", ")} and ${rest} more`;
+    return shown.length > 1 ? `${shown.slice(0, -1).join(", ")} and ${shown[shown.length - 1]}` : shown[0];
+  };
   if (modules.length) return `Re-exports ${few(modules)}.`;
   const names = exportedSymbols(text, path);
   return names.length ? `Defines ${few(names)}.` : undefined;
@@ -553,16 +556,17 @@ export function extractFacts(ctx: RepoContext): RepoFacts {
   // Among equally placed files the bigger one usually carries more of the design.
   const byPriority = [...readable].sort((a, b) => b.priority - a.priority || b.tokens - a.tokens);
   const entryPaths = new Set(entryPoints.map((e) => e.path));
-  // Entry points have their own section and barrel files only re-export, so among the main files
-  // the others come first; tests, docs and examples (priority under 30) always come last.
+  // Entry points have their own section, barrel files only re-export and a file without text in
+  // the context cannot be described, so among the main files the others come first; tests, docs
+  // and examples (priority under 30) always come last.
   const notes = byPriority.slice(0, 60).map((f, i) => ({ f, i, note: note(f) }));
   const keyRank = (n: (typeof notes)[number]) =>
     (n.f.priority < 30 ? 10 : 0) + Number(entryPaths.has(n.f.path)) +
-    Number(n.note.summary?.startsWith("Re-exports") ?? false);
+    (!n.note.summary ? 2 : n.note.summary.startsWith("Re-exports") ? 1 : 0);
   const keyFiles = notes.sort((a, b) => keyRank(a) - keyRank(b) || a.i - b.i).slice(0, 12).map((n) => n.note);
   const code = readable.filter((f) => !NOT_CODE.test(f.language) && f.priority >= 30);
   const largest = [...code].sort((a, b) => b.tokens - a.tokens).slice(0, 6).map(note);
-  const symbols = byPriority.filter((f) => texts.has(f.path) && !NOT_CODE.test(f.language)).slice(0, 12)
+  const symbols = byPriority.filter((f) => texts.has(f.path) && !NOT_CODE.test(f.language))
     .map((f) => ({ path: shown(f.path), names: exportedSymbols(texts.get(f.path)!, f.path) }))
     .filter((s) => s.names.length);
 

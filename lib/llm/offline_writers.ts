@@ -270,7 +270,7 @@ export function writeSlides(f: RepoFacts, expertise: Expertise): string {
     `# How it's organised\n\n${
       f.folders.length
         ? bullets(
-          f.folders.slice(0, 6).map((d) => `${code(`${d.path}/`)} — ${d.role} (${plural(d.files, "file")})`),
+          f.folders.slice(0, 6).map((d) => `${code(`${d.path}/`)}, ${plural(d.files, "file")}: ${d.role}`),
         )
         : "Everything sits in the top folder."
     }`,
@@ -575,16 +575,21 @@ function fenceLang(path: string): string {
   return alias[ext] ?? ext;
 }
 
-/** The span of a passage to show: up to `max` lines from just before the first line that mentions a term. */
+/** The span of a passage to show: up to `max` lines around the line that mentions the most terms. */
 function excerpt(
   p: Passage,
   terms: string[],
   max: number,
 ): { startLine: number; endLine: number; text: string } {
   const lines = p.text.split("\n");
-  const hit = lines.findIndex((l) => terms.some((t) => l.toLowerCase().includes(t)));
-  let start = hit > 2 ? hit - 2 : 0;
-  let end = Math.min(lines.length, start + max);
+  const matches = (l: string) => terms.filter((t) => l.toLowerCase().includes(t)).length;
+  let best = -1;
+  lines.forEach((l, i) => {
+    if (matches(l) > (best === -1 ? 0 : matches(lines[best]))) best = i;
+  });
+  // The line matching the most terms sits a third of the way down, with its lead-up above it.
+  let end = Math.min(lines.length, Math.max(0, best - Math.floor(max / 3)) + max);
+  let start = Math.max(0, end - max);
   while (start < end - 1 && !lines[start].trim()) start++;
   while (end > start + 1 && !lines[end - 1].trim()) end--;
   return {
@@ -603,11 +608,16 @@ function definedIn(text: string, terms: string[]): string | undefined {
     name: m[1],
     weak: /^\s*(?:export\s+)?(?:const|let)\s/.test(m[0]),
   }));
-  for (const term of terms) {
-    const named = found.find((d) => d.name.toLowerCase().includes(term));
-    if (named) return named.name;
-  }
-  return found.find((d) => !d.weak)?.name;
+  // Most terms matched wins; among equals, the one matching the concept's earliest word.
+  const score = (name: string) => {
+    const matched = terms.map((t, i) => (name.toLowerCase().includes(t) ? i : -1)).filter((i) => i >= 0);
+    return matched.length ? matched.length * terms.length - matched[0] : 0;
+  };
+  const best = found.reduce<(typeof found)[number] | undefined>(
+    (top, d) => (score(d.name) > (top ? score(top.name) : 0) ? d : top),
+    undefined,
+  );
+  return (best ?? found.find((d) => !d.weak))?.name;
 }
 
 function cite(path: string, startLine: number, endLine: number): string {
@@ -654,6 +664,13 @@ export function writeConcept(
       listing(files.map(code))
     }, most relevant first. This is offline mode, so the code speaks for itself; each excerpt is cited.`,
   );
+  // Names that spell the concept out (`getErrorMap` for "error map") point at where it is defined.
+  const named = f.symbols.flatMap((s) =>
+    s.names.filter((n) => terms.every((t) => n.toLowerCase().includes(t))).map((n) =>
+      `${code(n)} in ${code(s.path)}`
+    )
+  );
+  if (named.length) out.push(`Names in the code that match: ${some(named, 8)}.`);
   if (expertise === "beginner") {
     out.push(
       "Read each excerpt from the top. The citation after it names the file and the lines it comes from.",
@@ -672,7 +689,7 @@ export function writeConcept(
         mentions ? `, with ${plural(mentions, "line")} mentioning it here` : ""
       }:`;
     out.push(
-      `## ${code(p.path)}`,
+      `## ${code(p.path)}, lines ${shown.startLine}–${shown.endLine}`,
       lead,
       fence(shown.text, fenceLang(p.path)),
       cite(p.path, shown.startLine, shown.endLine),
