@@ -7,6 +7,7 @@
  *   npm pack zod@4.6.7
  *   deno run -A bench/offline_example.ts zod-4.6.7.tgz --concept="error map" \
  *     --question="How are errors reported?" > docs/OFFLINE_EXAMPLE.md
+ *   deno fmt docs/OFFLINE_EXAMPLE.md   # wraps the prose; the fenced artifacts are left as written
  */
 import { parseArgs } from "node:util";
 import { readBlob } from "../lib/blobs.ts";
@@ -104,6 +105,7 @@ const packed = filename.match(/^(.+)-(\d+\.\d+\.\d+[^/]*)\.tgz$/);
 const commands = [
   ...(packed ? [`npm pack ${packed[1]}@${packed[2]}`] : []),
   `deno run -A bench/offline_example.ts ${Deno.args.map(quote).join(" ")} > docs/OFFLINE_EXAMPLE.md`,
+  "deno fmt docs/OFFLINE_EXAMPLE.md",
 ];
 const out: string[] = [
   `# What the offline provider writes: \`${filename}\``,
@@ -115,7 +117,7 @@ const out: string[] = [
   `The package holds ${stats.files} stored files (${stats.skipped} skipped); the context holds the ` +
   `${files.length} most important of them that fit ${budget.toLocaleString("en-US")} tokens, and concepts ` +
   `and chat get the top ${hitLimit} retrieval hits. Expertise: ${expertise}. Each artifact is shown as ` +
-  "the Markdown (or plain text) the API returns.",
+  "the Markdown (or plain text) the API returns, in a plain fence so that nothing reformats it.",
 ];
 const sections: [string, ArtifactKind][] = [
   ["Overview", "overview"],
@@ -128,14 +130,14 @@ for (const [heading, kind] of sections) {
   const text = await collect(
     provider.generate({ kind, expertise, concept: values.concept, context }, signal),
   );
-  out.push(`## ${heading}`, fence(text, kind === "podcast" ? "text" : "markdown"));
+  out.push(`## ${heading}`, fence(text, "text"));
 }
 if (values.question) {
   const context = { ...base, passages: await passages(values.question) };
   const text = await collect(
     provider.chat({ messages: [{ role: "user", content: values.question }], context }, signal),
   );
-  out.push(`## Chat: “${values.question}”`, fence(text, "markdown"));
+  out.push(`## Chat: “${values.question}”`, fence(text, "text"));
 }
 console.log(out.join("\n\n"));
 kv.close();

@@ -370,18 +370,17 @@ export function derivedFiles(paths: string[]): Set<string> {
 }
 
 /**
- * Retrieval hits reordered so source comes before build output, and before tests unless the
- * query is about tests; retrieval's order is kept otherwise.
+ * Retrieval hits reordered so source comes before tests (unless the query is about tests), with
+ * build output left out when any source was hit, since it repeats the source; retrieval's order
+ * is kept otherwise.
  */
 export function rankPassages<P extends { path: string }>(passages: P[], paths: string[], query: string): P[] {
   const derived = derivedFiles([...paths, ...passages.map((p) => p.path)]);
+  const source = passages.filter((p) => !derived.has(p.path));
+  const kept = source.length ? source : passages;
   const aboutTests = /\b(test|spec)/i.test(query);
-  const penalty = (p: P) =>
-    (derived.has(p.path) ? 2 : 0) +
-    (!aboutTests && (LOW_VALUE.test(p.path) || TEST_NAME.test(p.path)) ? 1 : 0);
-  return passages.map((p, i) => ({ p, i })).sort((a, b) => penalty(a.p) - penalty(b.p) || a.i - b.i).map((
-    x,
-  ) => x.p);
+  const isTest = (p: P) => !aboutTests && (LOW_VALUE.test(p.path) || TEST_NAME.test(p.path));
+  return [...kept.filter((p) => !isTest(p)), ...kept.filter(isTest)];
 }
 
 /** Where a declared entry point's source is: itself, or for build output (`dist/x.js`) the matching source file. */

@@ -153,7 +153,10 @@ export function writeOverview(f: RepoFacts, expertise: Expertise): string {
       "Run these from the repository's top folder. Install fetches the libraries it needs; test runs its checks.",
     );
   }
-  const commands = pickCommands(f, lim.commands);
+  // Beginners get the commands that get it working; chores such as `clean` are for the others.
+  const commands = pickCommands(f, lim.commands).filter((c) =>
+    expertise !== "beginner" || ["install", "build", "test", "run"].includes(c.purpose)
+  );
   if (commands.length) {
     out.push(commands.map((c) => `- ${PURPOSE_LABEL[c.purpose]}: ${commandLine(c)}`).join("\n"));
     const sources = [...new Set(commands.map((c) => c.source).filter((s) => s !== "convention"))];
@@ -575,19 +578,26 @@ function fenceLang(path: string): string {
   return alias[ext] ?? ext;
 }
 
-/** The span of a passage to show: up to `max` lines around the line that mentions the most terms. */
+const DEFINITION =
+  /^\s*(?:export\s+)?(?:default\s+)?(?:pub(?:\([^)]*\))?\s+)?(?:async\s+)?(?:function\*?|class|interface|type|enum|def|fn|func|struct|trait|const|let|module)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)/m;
+
+/** The span of a passage to show: up to `max` lines around the line that best matches the terms. */
 function excerpt(
   p: Passage,
   terms: string[],
   max: number,
 ): { startLine: number; endLine: number; text: string } {
   const lines = p.text.split("\n");
-  const matches = (l: string) => terms.filter((t) => l.toLowerCase().includes(t)).length;
+  // A definition that mentions a term says more than a line that only uses it.
+  const matches = (l: string) => {
+    const found = terms.filter((t) => l.toLowerCase().includes(t)).length;
+    return found && DEFINITION.test(l) ? found + 0.5 : found;
+  };
   let best = -1;
   lines.forEach((l, i) => {
     if (matches(l) > (best === -1 ? 0 : matches(lines[best]))) best = i;
   });
-  // The line matching the most terms sits a third of the way down, with its lead-up above it.
+  // The best line sits a third of the way down, with its lead-up above it.
   let end = Math.min(lines.length, Math.max(0, best - Math.floor(max / 3)) + max);
   let start = Math.max(0, end - max);
   while (start < end - 1 && !lines[start].trim()) start++;
@@ -598,9 +608,6 @@ function excerpt(
     text: lines.slice(start, end).join("\n"),
   };
 }
-
-const DEFINITION =
-  /^\s*(?:export\s+)?(?:default\s+)?(?:pub(?:\([^)]*\))?\s+)?(?:async\s+)?(?:function\*?|class|interface|type|enum|def|fn|func|struct|trait|const|let|module)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)/m;
 
 /** The definition an excerpt is about: one named after a term first, else the first function, class or type. */
 function definedIn(text: string, terms: string[]): string | undefined {
@@ -624,12 +631,24 @@ function cite(path: string, startLine: number, endLine: number): string {
   return `[${path}:${startLine}-${endLine}]`;
 }
 
-/** Passages that mention any term, overlapping ones dropped; best first as retrieval ranked them. */
+/**
+ * Passages that mention the terms, overlapping ones dropped. Those naming the concept as one
+ * identifier or phrase (`errorMap`, "error map") come first, then those with every term; when
+ * any such exist, passages with only some of the terms are dropped. Otherwise retrieval's order.
+ */
 function relevant(passages: Passage[], terms: string[]): Passage[] {
-  const out: Passage[] = [];
-  for (const p of passages) {
+  const phrase = new RegExp(terms.join("[\\s_-]?"), "i");
+  const tier = (p: Passage) => {
     const text = `${p.path}\n${p.text}`.toLowerCase();
-    if (terms.length && !terms.some((t) => text.includes(t))) continue;
+    if (!terms.length) return 0;
+    if (terms.length > 1 && phrase.test(text)) return 0;
+    const found = terms.filter((t) => text.includes(t)).length;
+    return found === terms.length ? 1 : found ? 2 : 3;
+  };
+  const tiers = passages.map((p) => ({ p, tier: tier(p) }));
+  const cutoff = tiers.some((t) => t.tier < 2) ? 1 : 2;
+  const out: Passage[] = [];
+  for (const { p } of tiers.filter((t) => t.tier <= cutoff).sort((a, b) => a.tier - b.tier)) {
     const overlaps = (o: Passage) =>
       o.path === p.path && o.startLine <= p.endLine && p.startLine <= o.endLine;
     // Build output often repeats a file verbatim (`x.d.ts` and `x.d.cts`); once is enough.

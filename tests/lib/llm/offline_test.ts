@@ -561,11 +561,39 @@ Deno.test("chat answers with the selection first, then cited passages, and says 
   assert.match(empty.text, /Nothing in the indexed files matched the question/);
 });
 
-Deno.test("rankPassages puts source before tests and build output unless the query is about tests", () => {
+Deno.test("generate concepts puts passages naming the concept first and drops partial matches", async () => {
+  const passages: Passage[] = [
+    {
+      path: "src/errors.ts",
+      startLine: 1,
+      endLine: 2,
+      text: "export function formatError(e) {\n  return e;",
+    },
+    { path: "src/map.ts", startLine: 10, endLine: 11, text: "const map = new Map();\nthrow new Error(map);" },
+    {
+      path: "src/config.ts",
+      startLine: 5,
+      endLine: 6,
+      text: "export function setErrorMap(fn) {\n  errorMap = fn;",
+    },
+  ];
+  const { text } = await generate(
+    repoContext(NODE_PACKAGE, passages),
+    "concepts",
+    "intermediate",
+    "error map",
+  );
+  assert.deepEqual([...new Set(citations(text).map((c) => c.path))], ["src/config.ts", "src/map.ts"]);
+  assert.match(text, /`src\/config\.ts` defines `setErrorMap`/);
+});
+
+Deno.test("rankPassages puts source before tests, unless the query is about tests, and drops build output", () => {
   const hits = [{ path: "test/a.test.ts" }, { path: "dist/index.d.ts" }, { path: "src/a.ts" }];
   assert.deepEqual(rankPassages(hits, [], "how is a parsed").map((p) => p.path), [
     "src/a.ts",
     "test/a.test.ts",
+  ]);
+  assert.deepEqual(rankPassages([{ path: "dist/index.d.ts" }], [], "x").map((p) => p.path), [
     "dist/index.d.ts",
   ]);
   assert.deepEqual(rankPassages(hits, [], "how is a tested").map((p) => p.path)[0], "test/a.test.ts");
