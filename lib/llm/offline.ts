@@ -13,6 +13,7 @@ import {
 } from "./offline_writers.ts";
 import type { ChatTask, Delta, GenerationTask, LlmProvider } from "./types.ts";
 
+/** Options for the offline provider; every one has a default. */
 export interface OfflineProviderOptions {
   /** Counts output tokens for the usage report (cl100k_base by default, as for stored files). */
   countTokens?: (text: string) => number;

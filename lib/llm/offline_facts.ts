@@ -25,7 +25,8 @@ import {
 } from "./offline_manifests.ts";
 import type { RepoContext } from "./types.ts";
 
-export type { Command, CommandPurpose, Dependency, Manifest, ReadmeSection };
+/** The command shapes the writers read, re-exported so they import facts from one place. */
+export type { Command, CommandPurpose };
 
 /** An entry point resolved against the tree: `path` is the file to read, `declared` what the manifest names. */
 export interface ResolvedEntryPoint {
@@ -35,13 +36,14 @@ export interface ResolvedEntryPoint {
   declared?: string;
 }
 
+/** A top-level folder: how many files it holds and what they likely are. */
 export interface Folder {
   path: string;
   files: number;
-  tokens: number;
   role: string;
 }
 
+/** A file worth naming, with what can be said about it in one line. */
 export interface FileNote {
   path: string;
   language: string;
@@ -51,10 +53,12 @@ export interface FileNote {
   summaryFrom?: "doc" | "contents";
 }
 
+/** Everything the offline writers know about a repository. */
 export interface RepoFacts {
   name: string;
-  title: string;
   description?: string;
+  version?: string;
+  license?: string;
   /** The README's opening paragraphs, minus any that repeat `description`. */
   purpose: string[];
   readmePath?: string;
@@ -70,7 +74,7 @@ export interface RepoFacts {
   largest: FileNote[];
   /** Names each file in the context defines for others, most important files first. */
   symbols: { path: string; names: string[] }[];
-  totals: { files: number; tokens: number; bytes: number };
+  totals: { files: number; tokens: number };
 }
 
 const MANIFEST_FILES =
@@ -173,19 +177,18 @@ const FOLDER_ROLES: [RegExp, string][] = [
  * contents (`derived` marks compiled twins and type declarations, i.e. build output).
  */
 export function folderLayout(
-  files: { path: string; tokens: number; language: string }[],
+  files: { path: string; language: string }[],
   derived: Set<string> = new Set(),
 ): Folder[] {
   const byDir = new Map<
     string,
-    { files: number; tokens: number; derived: number; languages: Map<string, number> }
+    { files: number; derived: number; languages: Map<string, number> }
   >();
   for (const f of files) {
     if (!f.path.includes("/")) continue;
     const dir = f.path.split("/")[0];
-    const d = byDir.get(dir) ?? { files: 0, tokens: 0, derived: 0, languages: new Map() };
+    const d = byDir.get(dir) ?? { files: 0, derived: 0, languages: new Map() };
     d.files++;
-    d.tokens += f.tokens;
     if (derived.has(f.path)) d.derived++;
     d.languages.set(f.language, (d.languages.get(f.language) ?? 0) + 1);
     byDir.set(dir, d);
@@ -202,7 +205,7 @@ export function folderLayout(
         : named;
     } else if (mostly) role = `${mostly} files`;
     else role = `${top.slice(0, 2).map(([l]) => l).join(" and ")} files`;
-    return { path, files: d.files, tokens: d.tokens, role };
+    return { path, files: d.files, role };
   }).sort((a, b) => b.files - a.files || a.path.localeCompare(b.path));
 }
 
@@ -473,6 +476,8 @@ export function extractFacts(ctx: RepoContext): RepoFacts {
   manifests.sort((a, b) => rank(a.path) - rank(b.path));
 
   const description = manifests.map((m) => m.description).find(Boolean);
+  const version = manifests.map((m) => m.version).find(Boolean);
+  const license = manifests.map((m) => m.license).find(Boolean);
   const name = manifests.map((m) => m.name).find(Boolean) ?? ctx.source.name ?? (root || ctx.title);
   const words = (s: string) => new Set(s.toLowerCase().match(/[a-z0-9]+/g) ?? []);
   const repeats = (para: string) => {
@@ -571,8 +576,9 @@ export function extractFacts(ctx: RepoContext): RepoFacts {
 
   return {
     name,
-    title: ctx.title,
     ...(description ? { description } : {}),
+    ...(version ? { version } : {}),
+    ...(license ? { license } : {}),
     purpose,
     ...(readme ? { readmePath: shown(readme) } : {}),
     howTo: readmeText ? readmeSections(readmeText) : [],
@@ -589,7 +595,6 @@ export function extractFacts(ctx: RepoContext): RepoFacts {
     totals: {
       files: ctx.stats.files || tree.length,
       tokens: ctx.stats.tokens || tree.reduce((n, f) => n + f.tokens, 0),
-      bytes: ctx.stats.bytes || tree.reduce((n, f) => n + f.bytes, 0),
     },
   };
 }

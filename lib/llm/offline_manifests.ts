@@ -5,6 +5,7 @@
  */
 import { parse as parseToml } from "smol-toml";
 
+/** What a command is for, which decides where a writer lists it. */
 export type CommandPurpose = "install" | "build" | "test" | "run" | "lint" | "other";
 
 /** A command a person can type, what it is for, and where it was found. */
@@ -26,12 +27,14 @@ export interface EntryPoint {
   path: string;
 }
 
+/** A package the project depends on; `dev` when only for development or tests. */
 export interface Dependency {
   name: string;
   version?: string;
   dev: boolean;
 }
 
+/** The toolchain a manifest belongs to. */
 export type Ecosystem = "node" | "deno" | "rust" | "python" | "go" | "php" | "ruby" | "make";
 
 /** What one manifest says. Paths in `entryPoints` are as declared; the caller resolves them. */

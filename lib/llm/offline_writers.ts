@@ -57,7 +57,8 @@ function listing(items: string[]): string {
 
 /** The first `n` sentences of a paragraph. */
 function sentences(text: string, n: number): string {
-  const parts = text.match(/[^.!?]+(?:[.!?]+(?=\s|$)|$)/g) ?? [text];
+  // A stop counts only before a space or the end, so "Node.js" and "v1.2" stay whole.
+  const parts = text.match(/(?:[^.!?]|[.!?](?!\s|$))+(?:[.!?]+(?=\s|$)|$)/g) ?? [text];
   return parts.slice(0, n).join("").trim();
 }
 
@@ -107,6 +108,9 @@ export function writeOverview(f: RepoFacts, expertise: Expertise): string {
       lang ? `; its main programming language is ${lang}` : ""
     }.`,
   );
+  const release = [f.version ? `Version ${code(f.version)}` : "", f.license ? `license: ${f.license}` : ""]
+    .filter(Boolean).join("; ");
+  if (release) out.push(`${release[0].toUpperCase()}${release.slice(1)}.`);
   const said = [
     f.description ? f.manifests.find((m) => m.description === f.description)?.path : undefined,
     about.length ? f.readmePath : undefined,
@@ -143,9 +147,11 @@ export function writeOverview(f: RepoFacts, expertise: Expertise): string {
   }
   if (f.entryPoints.length) {
     out.push(f.entryPoints.slice(0, lim.entries).map((e) => `- ${entryLine(e)}`).join("\n"));
-  } else {out.push(
+  } else {
+    out.push(
       "No manifest names an entry point and no file has a conventional entry name (main, index, app…).",
-    );}
+    );
+  }
 
   out.push("## Build, test and run");
   if (expertise === "beginner") {
@@ -439,7 +445,9 @@ export function writePodcast(f: RepoFacts, expertise: Expertise): string {
       ? `The ${speakable(entries[0].label)} is ${entries[0].path}.${
         entries[1] ? ` There's also the ${speakable(entries[1].label)} in ${entries[1].path}.` : ""
       }`
-      : "Nothing is declared as an entry point, so I'd start with the README and the biggest source folder.",
+      : `Nothing is declared as an entry point, so I'd start with ${
+        f.readmePath ? "the README and " : ""
+      }the biggest folder.`,
   );
   if (expertise === "beginner") {
     pair(
@@ -465,7 +473,7 @@ export function writePodcast(f: RepoFacts, expertise: Expertise): string {
           ? `${install ? "Then" : "Simple:"} ${say(steps.map((c) => `${c.command} ${VERB[c.purpose]}`))}.`
           : ""
       }`.trim()
-      : "The project doesn't declare any build or test commands, so you'd follow the README.",
+      : "The project doesn't declare any build or test commands, so you'd follow its documentation.",
   );
   const howTo = f.howTo.find((h) => /install|start/i.test(h.title)) ?? f.howTo[0];
   if (howTo) {
@@ -532,9 +540,9 @@ export function writePodcast(f: RepoFacts, expertise: Expertise): string {
   const test = commands.find((c) => c.purpose === "test");
   pair(
     "If someone wants to dive in today, what's your advice?",
-    `Read the README${entries[0] ? `, then open ${entries[0].path}` : ""}${
-      test ? `, and run ${test.command} to watch it work` : ""
-    }. That gets you a long way.`,
+    `${f.readmePath ? "Read the README" : "Browse the files from the top"}${
+      entries[0] ? `, then open ${entries[0].path}` : ""
+    }${test ? `, and run ${test.command} to watch it work` : ""}. That gets you a long way.`,
   );
   while (turns.length < 14) {
     pair(

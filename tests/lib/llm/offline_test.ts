@@ -396,6 +396,7 @@ Deno.test("generate overview covers purpose, languages, layout, entry points, co
     assert.ok(text.includes(`${heading}\n`), heading);
   }
   assert.match(text, /csvreport turns CSV exports into JSON reports/);
+  assert.match(text, /Version `1\.2\.0`\./);
   assert.match(text, /- TypeScript: \d+(\.\d)?%/);
   assert.match(text, /\| `src\/` \| 2 \| the source code \(TypeScript\) \|/);
   assert.match(text, /\*\*command `csvreport`\*\*: `bin\/cli\.js`/);
