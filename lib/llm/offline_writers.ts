@@ -560,12 +560,12 @@ export function writePodcast(f: RepoFacts, expertise: Expertise): string {
 }
 
 const STOP_WORDS = new Set(
-  "the and for with how does what where when which why who this that these those from into are was were is it its can you your our use used using about there their have has had not but any all how do did get make work works file code show find"
+  "the and for with how does what where when which why who this that these those from into are was were is it its can you your our use used using about there their have has had not but any all do did get make work works file code show find"
     .split(" "),
 );
 
 /** Rough stems of the meaningful words in a question or concept ("validation" → "valid"). */
-export function searchTerms(text: string): string[] {
+function searchTerms(text: string): string[] {
   const words = text.toLowerCase().match(/[a-z0-9_]+/g) ?? [];
   const stems = words.filter((w) => w.length >= 3 && !STOP_WORDS.has(w))
     .map((w) => w.replace(/(ations?|ing|ers?|ed|ion|ions|es|s)$/, "")).filter((w) => w.length >= 3);
