@@ -7,14 +7,16 @@
 import type { ArtifactRecord } from "./artifacts.ts";
 import { keys } from "./keys.ts";
 import { watchKeys } from "./kv_watch.ts";
+import { formatEvent } from "./sse.ts";
 
 const BATCH_CACHE = 256;
 
 class LiveArtifact {
   record: ArtifactRecord | null = null;
   viewers = 0;
-  #waiters = new Set<() => void>();
-  #batches = new Map<string, Promise<string | null>>();
+  #next: Promise<void> | null = null;
+  #wake: () => void = () => {};
+  #batches = new Map<string, Promise<Uint8Array | null>>();
   #abort = new AbortController();
   #first: Promise<void>;
 
@@ -36,16 +38,19 @@ class LiveArtifact {
       ) {
         this.record = entry.value;
         ready();
-        for (const wake of this.#waiters) wake();
-        this.#waiters.clear();
+        this.#notify();
       }
     } catch {
       // KV closed: wake everyone so their streams end
     } finally {
       ready();
-      for (const wake of this.#waiters) wake();
-      this.#waiters.clear();
+      this.#notify();
     }
+  }
+
+  #notify(): void {
+    this.#next = null;
+    this.#wake();
   }
 
   /** Resolves once the first read of the record is in. */
@@ -53,28 +58,23 @@ class LiveArtifact {
     return this.#first;
   }
 
-  /** Resolves at the next change of the record, or when `signal` aborts. */
-  changed(signal: AbortSignal): Promise<void> {
-    if (this.#abort.signal.aborted || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = () => {
-        signal.removeEventListener("abort", wake);
-        this.#waiters.delete(wake);
-        resolve();
-      };
-      this.#waiters.add(wake);
-      signal.addEventListener("abort", wake, { once: true });
-    });
+  /** Resolves at the next change of the record: one promise shared by every waiting viewer. */
+  changed(): Promise<void> {
+    if (this.#abort.signal.aborted) return Promise.resolve();
+    return this.#next ??= new Promise((resolve) => this.#wake = resolve);
   }
 
-  /** One batch of text, read once from KV however many viewers ask. */
-  batch(gen: number, seq: number): Promise<string | null> {
+  /**
+   * One batch as a framed `delta` event, read from KV and encoded once however many viewers ask:
+   * every viewer is sent the same bytes.
+   */
+  deltaEvent(gen: number, seq: number): Promise<Uint8Array | null> {
     const key = `${gen}:${seq}`;
     let hit = this.#batches.get(key);
     if (!hit) {
       hit = this.kv.get<string>(keys.artifactText(this.id, gen, seq)).then((e) => {
         if (e.value === null) this.#batches.delete(key);
-        return e.value;
+        return e.value === null ? null : formatEvent({ id: seq, event: "delta", data: { text: e.value } });
       });
       this.#batches.set(key, hit);
       if (this.#batches.size > BATCH_CACHE) this.#batches.delete(this.#batches.keys().next().value!);
@@ -82,8 +82,40 @@ class LiveArtifact {
     return hit;
   }
 
+  /**
+   * Batches `from`..`to` framed and joined into one chunk of at most `maxBytes` (always at least
+   * one batch), so a viewer that fell behind catches up in one write instead of many.
+   */
+  async deltaEvents(
+    gen: number,
+    from: number,
+    to: number,
+    maxBytes = 32 * 1024,
+  ): Promise<{ bytes: Uint8Array; last: number } | null> {
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    let last = from - 1;
+    for (let seq = from; seq <= to && seq < from + 64; seq++) {
+      const event = await this.deltaEvent(gen, seq);
+      if (event === null || (parts.length > 0 && size + event.byteLength > maxBytes)) break;
+      parts.push(event);
+      size += event.byteLength;
+      last = seq;
+    }
+    if (parts.length === 0) return null;
+    if (parts.length === 1) return { bytes: parts[0], last };
+    const bytes = new Uint8Array(size);
+    let offset = 0;
+    for (const p of parts) {
+      bytes.set(p, offset);
+      offset += p.byteLength;
+    }
+    return { bytes, last };
+  }
+
   stop(): void {
     this.#abort.abort();
+    this.#notify();
   }
 }
 

@@ -4,6 +4,18 @@ import { countTokens as countCl100k } from "gpt-tokenizer/encoding/cl100k_base";
 
 type LanguageData = { name: string; type: string; extensions?: string[]; filenames?: string[] };
 
+const COMMON_READING: Record<string, string> = {
+  ".rs": "Rust",
+  ".m": "Objective-C",
+  ".sql": "SQL",
+  ".html": "HTML",
+  ".htm": "HTML",
+  ".md": "Markdown",
+  ".v": "Verilog",
+  ".pl": "Perl",
+  ".h": "C",
+};
+
 let byExtension: Map<string, string> | null = null;
 let byFilename: Map<string, string> | null = null;
 
@@ -15,15 +27,19 @@ function tables(): [Map<string, string>, Map<string, string>] {
   const rank = (t: string) => (t === "programming" ? 0 : t === "markup" ? 1 : t === "prose" ? 2 : 3);
   const all = (Object.values(languages) as LanguageData[]).filter((l) => l && typeof l.name === "string")
     .sort((a, b) => rank(a.type) - rank(b.type));
+  // A language's first extension is its primary one: `.rs` is Rust's, not RenderScript's.
+  for (const lang of all) {
+    const primary = lang.extensions?.[0]?.toLowerCase();
+    if (primary && !byExtension.has(primary)) byExtension.set(primary, lang.name);
+  }
   for (const lang of all) {
     for (const ext of lang.extensions ?? []) {
       if (!byExtension.has(ext.toLowerCase())) byExtension.set(ext.toLowerCase(), lang.name);
     }
     for (const name of lang.filenames ?? []) if (!byFilename.has(name)) byFilename.set(name, lang.name);
   }
-  // Linguist lists .ts under XML too (Qt translations) and .md under GCC Machine Description.
-  byExtension.set(".ts", "TypeScript");
-  byExtension.set(".md", "Markdown");
+  // Several languages claim these as primary; Linguist picks by heuristics, we by how common.
+  for (const [ext, name] of Object.entries(COMMON_READING)) byExtension.set(ext, name);
   return [byExtension, byFilename];
 }
 

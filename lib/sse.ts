@@ -2,6 +2,7 @@
  * Server-Sent Events as API.md defines them: `id:`, `event:`, one-line JSON `data:`, a `: ping`
  * heartbeat, and a pull-based body: the next event is produced only when the client has taken the
  * previous one, so a slow reader holds at most one event in memory and costs nothing while idle.
+ * Heartbeats come from one ticker per process for all open streams, not a timer per stream.
  */
 export interface SseEvent {
   event: string;
@@ -18,42 +19,81 @@ export function formatEvent(e: SseEvent): Uint8Array {
 }
 
 const PING = encoder.encode(": ping\n\n");
+/** A stream that sent nothing for this long gets a ping at the next tick (so every ≤ 15 s). */
+export const HEARTBEAT_MS = 10_000;
+const TICK_MS = 5_000;
+
+interface OpenStream {
+  controller: ReadableStreamDefaultController<Uint8Array>;
+  lastSent: number;
+}
+
+const openStreams = new Set<OpenStream>();
+let ticker: ReturnType<typeof setInterval> | undefined;
+
+function tick(): void {
+  const now = Date.now();
+  for (const s of openStreams) {
+    // Only a stream whose reader is waiting gets a ping; a stalled reader is not fed more bytes.
+    if (now - s.lastSent >= HEARTBEAT_MS && (s.controller.desiredSize ?? 0) > 0) {
+      s.controller.enqueue(PING);
+      s.lastSent = now;
+    }
+  }
+}
+
+function track(s: OpenStream): void {
+  openStreams.add(s);
+  ticker ??= setInterval(tick, TICK_MS);
+}
+
+function untrack(s: OpenStream): void {
+  openStreams.delete(s);
+  if (openStreams.size === 0 && ticker !== undefined) {
+    clearInterval(ticker);
+    ticker = undefined;
+  }
+}
+
+/** Number of SSE streams open in this process. */
+export function openStreamCount(): number {
+  return openStreams.size;
+}
 
 /**
- * A `text/event-stream` response fed by `events`. A heartbeat goes out when no event came for
- * `heartbeatMs`; cancelling (the client left) returns the iterator, which frees its resources.
+ * A `text/event-stream` response fed by `events` (events, or bytes already framed by
+ * formatEvent — shared by many viewers). Cancelling (the client left) returns the iterator.
  */
 export function sseResponse(
-  events: AsyncIterator<SseEvent>,
-  options: { heartbeatMs?: number; headers?: HeadersInit; onClose?: () => void } = {},
+  events: AsyncIterator<SseEvent | Uint8Array>,
+  options: { headers?: HeadersInit; onClose?: () => void } = {},
 ): Response {
-  const heartbeatMs = options.heartbeatMs ?? 15_000;
-  let pending: Promise<IteratorResult<SseEvent>> | null = null;
+  let state: OpenStream | undefined;
   let closed = false;
   const close = () => {
     if (closed) return;
     closed = true;
+    if (state) untrack(state);
     options.onClose?.();
   };
   const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      state = { controller, lastSent: Date.now() };
+      track(state);
+    },
     async pull(controller) {
-      pending ??= events.next();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const tick = new Promise<"tick">((r) => timer = setTimeout(() => r("tick"), heartbeatMs));
       try {
-        const next = await Promise.race([pending, tick]);
-        if (next === "tick") return controller.enqueue(PING);
-        pending = null;
+        const next = await events.next();
+        if (closed) return;
         if (next.done) {
           close();
           return controller.close();
         }
-        controller.enqueue(formatEvent(next.value));
+        controller.enqueue(next.value instanceof Uint8Array ? next.value : formatEvent(next.value));
+        state!.lastSent = Date.now();
       } catch (e) {
         close();
         controller.error(e);
-      } finally {
-        clearTimeout(timer);
       }
     },
     async cancel() {

@@ -101,7 +101,10 @@ export function artifactRoutes(deps: AppDeps) {
     const after = resumeAfter(c.req.header("last-event-id"), c.req.query("from"));
     const { live, leave } = models.hub.join(id);
     const abort = new AbortController();
-    async function* events(): AsyncGenerator<SseEvent> {
+    const aborted = new Promise<void>((resolve) =>
+      abort.signal.addEventListener("abort", () => resolve(), { once: true })
+    );
+    async function* events(): AsyncGenerator<SseEvent | Uint8Array> {
       await live.ready();
       let next = after + 1;
       while (!abort.signal.aborted) {
@@ -111,10 +114,10 @@ export function artifactRoutes(deps: AppDeps) {
           return;
         }
         if (rec.textSeq >= next) {
-          const text = await live.batch(rec.gen, next);
-          if (text !== null) {
-            yield { id: next, event: "delta", data: { text } };
-            next++;
+          const chunk = await live.deltaEvents(rec.gen, next, rec.textSeq);
+          if (chunk !== null) {
+            yield chunk.bytes;
+            next = chunk.last + 1;
             continue;
           }
         } else if (rec.status === "done") {
@@ -124,7 +127,7 @@ export function artifactRoutes(deps: AppDeps) {
           yield { event: "error", data: rec.error ?? { code: "failed", message: "The generation failed." } };
           return;
         }
-        await live.changed(abort.signal);
+        await Promise.race([live.changed(), aborted]);
       }
     }
     return sseResponse(events(), {
