@@ -83,15 +83,15 @@ class LiveArtifact {
   }
 
   /**
-   * Batches `from`..`to` framed and joined into one chunk of at most `maxBytes` (always at least
-   * one batch), so a viewer that fell behind catches up in one write instead of many.
+   * The framed batches `from`..`to` (up to `maxBytes`, always at least one), so a viewer that fell
+   * behind catches up in one pull. The buffers are the shared ones: nothing is copied per viewer.
    */
   async deltaEvents(
     gen: number,
     from: number,
     to: number,
     maxBytes = 32 * 1024,
-  ): Promise<{ bytes: Uint8Array; last: number } | null> {
+  ): Promise<{ parts: Uint8Array[]; last: number } | null> {
     const parts: Uint8Array[] = [];
     let size = 0;
     let last = from - 1;
@@ -102,15 +102,7 @@ class LiveArtifact {
       size += event.byteLength;
       last = seq;
     }
-    if (parts.length === 0) return null;
-    if (parts.length === 1) return { bytes: parts[0], last };
-    const bytes = new Uint8Array(size);
-    let offset = 0;
-    for (const p of parts) {
-      bytes.set(p, offset);
-      offset += p.byteLength;
-    }
-    return { bytes, last };
+    return parts.length ? { parts, last } : null;
   }
 
   stop(): void {

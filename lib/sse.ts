@@ -61,11 +61,11 @@ export function openStreamCount(): number {
 }
 
 /**
- * A `text/event-stream` response fed by `events` (events, or bytes already framed by
+ * A `text/event-stream` response fed by `events` (events, or runs of bytes already framed by
  * formatEvent — shared by many viewers). Cancelling (the client left) returns the iterator.
  */
 export function sseResponse(
-  events: AsyncIterator<SseEvent | Uint8Array>,
+  events: AsyncIterator<SseEvent | Uint8Array[]>,
   options: { headers?: HeadersInit; onClose?: () => void } = {},
 ): Response {
   let state: OpenStream | undefined;
@@ -89,7 +89,8 @@ export function sseResponse(
           close();
           return controller.close();
         }
-        controller.enqueue(next.value instanceof Uint8Array ? next.value : formatEvent(next.value));
+        if (Array.isArray(next.value)) { for (const part of next.value) controller.enqueue(part); }
+        else controller.enqueue(formatEvent(next.value));
         state!.lastSent = Date.now();
       } catch (e) {
         close();

@@ -104,7 +104,7 @@ export function artifactRoutes(deps: AppDeps) {
     const aborted = new Promise<void>((resolve) =>
       abort.signal.addEventListener("abort", () => resolve(), { once: true })
     );
-    async function* events(): AsyncGenerator<SseEvent | Uint8Array> {
+    async function* events(): AsyncGenerator<SseEvent | Uint8Array[]> {
       await live.ready();
       let next = after + 1;
       while (!abort.signal.aborted) {
@@ -116,7 +116,7 @@ export function artifactRoutes(deps: AppDeps) {
         if (rec.textSeq >= next) {
           const chunk = await live.deltaEvents(rec.gen, next, rec.textSeq);
           if (chunk !== null) {
-            yield chunk.bytes;
+            yield chunk.parts;
             next = chunk.last + 1;
             continue;
           }
