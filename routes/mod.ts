@@ -13,6 +13,7 @@ import { metricsRoutes } from "./metrics.ts";
 import { corsForApi, edge, identifyClient, trafficControl } from "./middleware.ts";
 import { usageRoutes } from "./usage.ts";
 import { repoRoutes } from "./repos.ts";
+import { staticRoutes } from "./static.ts";
 
 type Env = { Variables: { requestId: string } };
 
@@ -42,6 +43,7 @@ export function createApp(deps: AppDeps) {
   app.route("/api/repos", chatRoutes(deps));
   app.route("/api/artifacts", artifactRoutes(deps));
   app.route("/api/jobs", jobRoutes(deps));
+  app.route("/", staticRoutes());
 
   app.notFound((c) => c.json(errorBody("not_found", "Nothing is served at that address."), 404));
 

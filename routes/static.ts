@@ -1,0 +1,145 @@
+/**
+ * The web page: index.html for `/`, `/r/:repoId` and `/a/:artifactId` (the page reads the path),
+ * and the bundled assets under `/assets/` with content-hashed names. Assets are immutable for a
+ * year; the page is `no-cache` with an ETag, so a new build is picked up on the next visit.
+ * Everything is sent precompressed (br, else gzip) from the twins scripts/build_static.ts writes.
+ *
+ * The build output is read once per process and kept in memory (it is small and never changes
+ * while the process runs: `deno task dev` restarts the server when static/dist/ changes).
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { errorBody } from "../lib/errors.ts";
+
+interface Manifest {
+  assets: Record<string, string>;
+  types: Record<string, string>;
+  indexHash: string;
+}
+
+interface Variant {
+  body: Uint8Array<ArrayBuffer>;
+  encoding?: "br" | "gzip";
+}
+
+interface Asset {
+  type: string;
+  etag: string;
+  variants: Variant[];
+}
+
+interface Loaded {
+  index: Asset;
+  assets: Map<string, Asset>;
+}
+
+const DEFAULT_DIST = new URL("../static/dist/", import.meta.url);
+const HTML = "text/html; charset=utf-8";
+const IMMUTABLE = "public, max-age=31536000, immutable";
+
+async function readOptional(url: URL): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  try {
+    return await Deno.readFile(url) as Uint8Array<ArrayBuffer>;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}
+
+async function loadAsset(dist: URL, name: string, type: string, etag: string): Promise<Asset | undefined> {
+  const plain = await readOptional(new URL(name, dist));
+  if (!plain) return undefined;
+  const variants: Variant[] = [];
+  const br = await readOptional(new URL(`${name}.br`, dist));
+  if (br) variants.push({ body: br, encoding: "br" });
+  const gz = await readOptional(new URL(`${name}.gz`, dist));
+  if (gz) variants.push({ body: gz, encoding: "gzip" });
+  variants.push({ body: plain });
+  return { type, etag, variants };
+}
+
+async function loadDist(dist: URL): Promise<Loaded | null> {
+  const text = await readOptional(new URL("manifest.json", dist));
+  if (!text) return null;
+  const manifest = JSON.parse(new TextDecoder().decode(text)) as Manifest;
+  const index = await loadAsset(dist, "index.html", HTML, manifest.indexHash);
+  if (!index) return null;
+  const assets = new Map<string, Asset>();
+  for (const file of Object.values(manifest.assets)) {
+    const asset = await loadAsset(dist, file, manifest.types[file] ?? "application/octet-stream", file);
+    if (asset) assets.set(file, asset);
+  }
+  return { index, assets };
+}
+
+/** Which encodings the client accepts (q=0 refuses). */
+export function acceptedEncodings(header: string | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const part of (header ?? "").split(",")) {
+    const [name, ...params] = part.trim().toLowerCase().split(";");
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    if (name && !(q && Number(q.slice(2)) === 0)) out.add(name);
+  }
+  return out;
+}
+
+function send(c: Context, asset: Asset, cacheControl: string): Response {
+  const accepted = acceptedEncodings(c.req.header("accept-encoding"));
+  const variant = asset.variants.find((v) => !v.encoding || accepted.has(v.encoding) || accepted.has("*"))!;
+  const etag = `"${asset.etag}${variant.encoding ? `-${variant.encoding}` : ""}"`;
+  const headers = new Headers({
+    "Content-Type": asset.type,
+    "Cache-Control": cacheControl,
+    "Vary": "Accept-Encoding",
+    "ETag": etag,
+    "X-Content-Type-Options": "nosniff",
+  });
+  if (variant.encoding) headers.set("Content-Encoding", variant.encoding);
+  const match = c.req.header("if-none-match");
+  if (match && match.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag)) {
+    return new Response(null, { status: 304, headers });
+  }
+  headers.set("Content-Length", String(variant.body.byteLength));
+  return new Response(c.req.method === "HEAD" ? null : variant.body, { headers });
+}
+
+/** Routes serving the page and its assets from `distDir` (default static/dist/). */
+export function staticRoutes(options: { distDir?: URL } = {}) {
+  const dist = options.distDir ?? DEFAULT_DIST;
+  let loaded: Promise<Loaded | null> | null = null;
+  const load = async () => {
+    loaded ??= loadDist(dist);
+    const result = await loaded;
+    if (!result) loaded = null; // not built yet: look again on the next request
+    return result;
+  };
+  const app = new Hono();
+
+  const page = async (c: Context) => {
+    const built = await load();
+    if (!built) {
+      return c.json(
+        errorBody(
+          "page_not_built",
+          "The web page has not been built. Run `deno task build` (deno task dev, start and test do it for you).",
+        ),
+        503,
+      );
+    }
+    return send(c, built.index, "no-cache");
+  };
+  app.get("/", page);
+  app.get("/r/:repoId{[A-Za-z0-9_-]{1,128}}", page);
+  app.get("/a/:artifactId{[A-Za-z0-9_-]{1,128}}", page);
+
+  app.get("/assets/:file{[A-Za-z0-9._-]+}", async (c) => {
+    const built = await load();
+    const asset = built?.assets.get(c.req.param("file"));
+    if (!asset) {
+      return c.json(errorBody("not_found", "No such asset; reload the page to get the current ones."), 404);
+    }
+    return send(c, asset, IMMUTABLE);
+  });
+
+  return app;
+}
