@@ -81,6 +81,14 @@ async function main() {
   };
   const sweeper = setInterval(sweep, SWEEP_EVERY_MS);
   sweep();
+  // Deno Deploy has no Queues and puts idle isolates to sleep: a cron tick sweeps and claims the
+  // jobs that are due or whose worker died, so queued work never waits for the next request.
+  if (config.onDeploy) {
+    Deno.cron("repolm maintenance", "* * * * *", async () => {
+      await sweep();
+      await worker.claimOnce();
+    });
+  }
 
   const app = createApp(deps);
   const server = Deno.serve({

@@ -146,6 +146,7 @@ export function configFromEnv(env: Record<string, string | undefined>) {
   const onDeploy = Boolean(env.DENO_DEPLOYMENT_ID);
   return {
     port: c.PORT,
+    onDeploy,
     kvPath: c.KV_PATH ?? (onDeploy ? undefined : "./data/repolm.kv"),
     llm: {
       apiKey: c.OPENAI_API_KEY,

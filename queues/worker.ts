@@ -118,22 +118,10 @@ export class Worker {
     const pollMs = this.options.pollMs ?? 1000;
     let lastLapsedScan = 0;
     while (!this.#stopping) {
-      try {
-        const free = this.options.concurrency - this.#running.size;
-        if (free > 0) {
-          for (const id of await this.store.dueJobIds(free * 2)) {
-            if (this.#running.size >= this.options.concurrency || this.#stopping) break;
-            this.tryRun(id);
-          }
-          const now = Date.now();
-          if (now - lastLapsedScan > this.options.leaseMs / 2) {
-            lastLapsedScan = now;
-            for (const id of await this.store.lapsedJobIds(free)) this.tryRun(id);
-          }
-        }
-      } catch (e) {
-        if (!this.#stopping) this.log.error("claim loop error", { error: e });
-      }
+      const now = Date.now();
+      const scanLapsed = now - lastLapsedScan > this.options.leaseMs / 2;
+      if (scanLapsed) lastLapsedScan = now;
+      await this.#startDue(scanLapsed);
       if (this.#stopping) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, pollMs);
@@ -143,6 +131,32 @@ export class Worker {
         };
       });
     }
+  }
+
+  /**
+   * One pass of the claim loop: starts due jobs (and, with `scanLapsed`, jobs whose worker died)
+   * up to the free slots. Resolves when the jobs it started have ended — what a `Deno.cron`
+   * tick on a platform without Queues waits for.
+   */
+  async claimOnce(scanLapsed = true): Promise<void> {
+    await Promise.all(await this.#startDue(scanLapsed));
+  }
+
+  /** Starts due (and lapsed) jobs without waiting for them; returns their completions. */
+  async #startDue(scanLapsed: boolean): Promise<Promise<void>[]> {
+    const started: Promise<void>[] = [];
+    try {
+      const free = this.options.concurrency - this.#running.size;
+      if (free <= 0) return started;
+      for (const id of await this.store.dueJobIds(free * 2)) {
+        if (this.#running.size >= this.options.concurrency || this.#stopping) break;
+        started.push(this.tryRun(id));
+      }
+      if (scanLapsed) { for (const id of await this.store.lapsedJobIds(free)) started.push(this.tryRun(id)); }
+    } catch (e) {
+      if (!this.#stopping) this.log.error("claim loop error", { error: e });
+    }
+    return started;
   }
 
   /** Claims and runs a job if this process has a free slot and the job is claimable. */

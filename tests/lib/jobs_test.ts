@@ -203,3 +203,21 @@ Deno.test("Worker.stop releases a running job back to the queue without spending
   assert.equal(released?.attempts, 0);
   kv.close();
 });
+
+Deno.test("Worker.claimOnce runs due jobs to the end without the loop (the Deno.cron path)", async () => {
+  const { kv, store } = await setup();
+  const ran: string[] = [];
+  const w = worker(store, {
+    run(job) {
+      ran.push(job.id);
+      return Promise.resolve();
+    },
+  });
+  const a = (await store.create({ type: "ingest", subject: {}, payload: {} }))!.job;
+  const b = (await store.create({ type: "ingest", subject: {}, payload: {} }))!.job;
+  await w.claimOnce();
+  assert.deepEqual(ran.sort(), [a.id, b.id].sort());
+  assert.equal((await store.get(a.id))?.status, "succeeded");
+  assert.equal((await store.get(b.id))?.status, "succeeded");
+  kv.close();
+});
