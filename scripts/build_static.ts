@@ -161,11 +161,13 @@ export async function buildStatic(
     await writeWithTwins(file, data);
   }
   let html = await Deno.readTextFile(new URL("index.html", STATIC));
-  html = html.replace(/\{\{([\w.-]+)\}\}/g, (whole, name: string) => {
+  // `deno fmt` writes `{{ name }}` in attributes and `{{name}}` elsewhere: accept both.
+  html = html.replace(/\{\{\s*([\w.-]+)\s*\}\}/g, (whole, name: string) => {
     const file = assets[name];
     if (!file) throw new Error(`index.html names ${whole}, which the build does not produce`);
     return file;
   });
+  if (html.includes("{{")) throw new Error("index.html has a placeholder the build could not fill");
   await writeWithTwins("index.html", new TextEncoder().encode(html));
   const manifest: Manifest = {
     sourceHash: hash,
