@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { postJson, readSse, waitFor } from "../helpers.ts";
 import { startModelWorld } from "../model_fixtures.ts";
+import { boundHistory } from "../../routes/chat.ts";
 
 type Source = { path: string; startLine: number; endLine: number; score: number | null };
 
@@ -125,4 +126,15 @@ Deno.test("chat: bad requests get API.md errors and never reach the model", asyn
   } finally {
     await world.close();
   }
+});
+
+Deno.test("boundHistory keeps the latest messages within the token budget, and always the last", () => {
+  const long = "word ".repeat(3000);
+  const messages = [
+    { role: "user" as const, content: long },
+    { role: "assistant" as const, content: "short answer" },
+    { role: "user" as const, content: "follow-up question" },
+  ];
+  assert.deepEqual(boundHistory(messages, 100).map((m) => m.content), ["short answer", "follow-up question"]);
+  assert.deepEqual(boundHistory([{ role: "user", content: long }], 10).length, 1);
 });
