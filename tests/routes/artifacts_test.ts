@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { parseSse, postJson, readSse, waitFor } from "../helpers.ts";
-import { startModelWorld } from "../model_fixtures.ts";
+import { parseSse, postJson, readSse, startTestApp, waitFor } from "../helpers.ts";
+import { startModelWorld, uploadRepo } from "../model_fixtures.ts";
 
 type Artifact = {
   id: string;
@@ -252,5 +252,69 @@ Deno.test("artifacts: bad requests get API.md errors", async () => {
     assert.equal(world.llm.calls.chat, 0);
   } finally {
     await world.close();
+  }
+});
+
+Deno.test("artifacts: with LLM_FALLBACK=offline an open circuit serves offline artifacts instead of 503", async () => {
+  const world = await startModelWorld(
+    { tokens: 20, fail: "500" },
+    {
+      CIRCUIT_THRESHOLD: "1",
+      CIRCUIT_COOLDOWN: "60s",
+      LLM_MAX_RETRIES: "0",
+      JOB_MAX_ATTEMPTS: "1",
+      LLM_FALLBACK: "offline",
+    },
+  );
+  try {
+    const first = await ask(world);
+    assert.equal(
+      (await collect(await world.app.fetch(`/api/artifacts/${first.body.artifact.id}/stream`))).last.event,
+      "error",
+    );
+    const fallback = await ask(world);
+    assert.equal(fallback.status, 202);
+    assert.equal(fallback.body.artifact.offline, true);
+    assert.equal(fallback.body.artifact.model, "offline");
+    assert.notEqual(
+      fallback.body.artifact.id,
+      first.body.artifact.id,
+      "a different model is a different artifact",
+    );
+    const r = await collect(await world.app.fetch(`/api/artifacts/${fallback.body.artifact.id}/stream`));
+    assert.equal(r.last.event, "done");
+    assert.match(r.text, /Widget/);
+    assert.equal(world.llm.calls.chat, 1);
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("artifacts: without an API key every kind is written offline from the repository", async () => {
+  const app = await startTestApp();
+  try {
+    const repoId = await uploadRepo(app);
+    for (const kind of ["overview", "slides", "podcast"]) {
+      const asked = await app.json<{ artifact: Artifact }>(
+        `/api/repos/${repoId}/artifacts`,
+        postJson({ kind }),
+      );
+      assert.equal(asked.body.artifact.offline, true);
+      const r = await collect(await app.fetch(`/api/artifacts/${asked.body.artifact.id}/stream`));
+      assert.equal(r.last.event, "done", kind);
+      assert.match(r.text, /widget/i, kind);
+    }
+    const concept = await app.json<{ artifact: Artifact }>(
+      `/api/repos/${repoId}/artifacts`,
+      postJson({ kind: "concepts", concept: "parseWidget" }),
+    );
+    const r = await collect(await app.fetch(`/api/artifacts/${concept.body.artifact.id}/stream`));
+    assert.match(r.text, /\[src\/parser\.js:\d+-\d+\]/, "concepts cite real lines");
+    const audio = await app.json<{ error: { code: string } }>(
+      `/api/artifacts/${concept.body.artifact.id}/audio`,
+    );
+    assert.equal(audio.body.error.code, "audio_unavailable");
+  } finally {
+    await app.close();
   }
 });
