@@ -192,7 +192,7 @@ Deno.test("artifacts: the circuit opens after repeated failures, answers 503 wit
 });
 
 Deno.test("artifacts: podcast audio is served with Range when speech is configured", async () => {
-  const world = await startModelWorld({ tokens: 20, fakeReply: undefined } as never, {
+  const world = await startModelWorld({ tokens: 20 }, {
     TTS_MODEL: "fake-tts",
     TTS_VOICES: "alloy,echo",
   });
