@@ -589,7 +589,12 @@ Deno.test({
     await buildStatic({ quiet: true });
     const fake = await startFakeOpenAI({ tokens: 20 });
     const app = await startTestApp({
-      env: { OPENAI_API_KEY: "test-key", OPENAI_BASE_URL: fake.baseUrl, LLM_MODEL: "fake-model" },
+      env: {
+        OPENAI_API_KEY: "test-key",
+        OPENAI_BASE_URL: fake.baseUrl,
+        LLM_MODEL: "fake-model",
+        TTS_MODEL: "tts-1",
+      },
     });
     const served = serve(app, { csp: "strip" });
     let browser: Browser | undefined;
@@ -628,6 +633,15 @@ Deno.test({
         await page.press("#chat-input", "Enter");
         await page.waitForSelector("#chat-log li.assistant[data-status=done]", { timeout: 20_000 });
         assert.match(await page.innerText("#chat-log li.assistant .answer"), /Hi/);
+      });
+
+      await t.step("with speech configured the podcast gets an audio player", async () => {
+        await openTab(page, "podcast");
+        await waitArtifact(page, "podcast");
+        const audio = page.locator("#podcast-player audio");
+        await audio.waitFor({ state: "attached", timeout: 20_000 });
+        assert.match((await audio.getAttribute("src"))!, /^\/api\/artifacts\/[^/]+\/audio$/);
+        assert.ok(fake.calls.speech >= 1);
       });
 
       await t.step("the README shown as a file", async () => {

@@ -37,7 +37,7 @@ interface Entry {
   error?: unknown;
   stream?: ResumableStream;
   slide: number;
-  audio?: "checking" | "yes" | "no";
+  audio?: "checking" | "pending" | "yes" | "no";
   speaker?: PodcastSpeaker;
 }
 
@@ -430,18 +430,42 @@ function renderPodcast(entry: Entry | undefined): void {
   renderPlayer(entry, turns);
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Looks for recorded audio (HEAD …/audio). A 404 means none — unless the artifact says its audio is
+ * still being made, in which case the browser's voices are offered meanwhile and we look again
+ * every few seconds (for up to three minutes) to swap in the recording.
+ */
 async function checkAudio(entry: Entry): Promise<void> {
   if (!entry.artifact || entry.audio) return;
+  const id = encodeURIComponent(entry.artifact.id);
   entry.audio = "checking";
-  try {
-    const res = await request(`/api/artifacts/${encodeURIComponent(entry.artifact.id)}/audio`, {
-      method: "HEAD",
-    });
-    entry.audio = res.ok ? "yes" : "no";
-  } catch {
-    entry.audio = "no"; // 404 audio_unavailable (or anything else): the browser reads it instead
+  const redraw = () => {
+    if (shown.podcast === entry) renderPlayer(entry, parseScript(entry.text));
+  };
+  for (let attempt = 0; attempt < 60; attempt++) {
+    try {
+      await request(`/api/artifacts/${id}/audio`, { method: "HEAD" });
+      entry.audio = "yes";
+      entry.speaker?.stop();
+      break;
+    } catch {
+      // 404 audio_unavailable: is it still coming?
+    }
+    const latest = await getJson<{ audio?: string }>(`/api/artifacts/${id}`).catch(() => null);
+    if (latest?.audio !== "generating") {
+      entry.audio = "no";
+      break;
+    }
+    if (entry.audio !== "pending") {
+      entry.audio = "pending";
+      redraw();
+    }
+    await sleep(3000);
   }
-  if (shown.podcast === entry) renderPlayer(entry, parseScript(entry.text));
+  if (entry.audio === "pending") entry.audio = "no";
+  redraw();
 }
 
 function renderPlayer(entry: Entry | undefined, turns: Turn[]): void {
@@ -486,6 +510,7 @@ function renderPlayer(entry: Entry | undefined, turns: Turn[]): void {
     if (i < 0) setButtons(false);
   };
   entry.speaker ??= new PodcastSpeaker(turns, HOSTS, highlight);
+  entry.speaker.onTurn = highlight; // a redraw brings new buttons; the speaker must drive those
   const play = h("button", { type: "button", class: "primary" }, "Play");
   const stop = h("button", { type: "button", class: "ghost" }, "Stop");
   const setButtons = (playing: boolean) => {
@@ -511,7 +536,9 @@ function renderPlayer(entry: Entry | undefined, turns: Turn[]): void {
     h(
       "p",
       { class: "muted small" },
-      "No recorded audio for this podcast; your browser reads it with two voices.",
+      entry.audio === "pending"
+        ? "The recording is still being made and will appear here; meanwhile your browser can read it with two voices."
+        : "No recorded audio for this podcast; your browser reads it with two voices.",
     ),
   );
 }

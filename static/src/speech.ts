@@ -58,7 +58,7 @@ export class PodcastSpeaker {
   private playing = false;
   private generation = 0;
 
-  constructor(private turns: Turn[], private hosts: string[], private onTurn: (i: number) => void) {}
+  constructor(private turns: Turn[], private hosts: string[], public onTurn: (i: number) => void) {}
 
   get isPlaying(): boolean {
     return this.playing;
