@@ -14,7 +14,14 @@ import { commitWithRetry } from "../lib/kv_util.ts";
 import { buildContext } from "../lib/llm/context.ts";
 import type { ModelDeps } from "../lib/llm/models.ts";
 import { resilientStream } from "../lib/llm/resilient.ts";
-import { type GenerationTask, type LlmProvider, PODCAST_HOSTS, type Usage } from "../lib/llm/types.ts";
+import {
+  type ArtifactKind,
+  type GenerationTask,
+  type LlmProvider,
+  PODCAST_HOSTS,
+  type Usage,
+} from "../lib/llm/types.ts";
+import { settleTokens, type TokenReservation } from "../lib/quota.ts";
 import type { Logger } from "../lib/log.ts";
 import { requireReadyRepo } from "../lib/repos.ts";
 import type { JobContext, JobHandler } from "./worker.ts";
@@ -31,6 +38,17 @@ export interface GenerateDeps {
 
 /** Tokens of whole files each kind gets; concepts lean on retrieval passages instead. */
 const FILE_BUDGET = { overview: 24_000, slides: 16_000, podcast: 16_000, concepts: 4_000 };
+const OUTPUT_TOKENS = 4_096;
+
+/** The most a generation of `kind` uses: what a quota reservation holds until it is settled. */
+export function estimateTokens(kind: ArtifactKind): number {
+  return FILE_BUDGET[kind] + OUTPUT_TOKENS + 2_000;
+}
+
+/** The quota reservation the requester made for this job, if any (see routes/artifacts.ts). */
+function reservationOf(job: JobRecord): TokenReservation | undefined {
+  return job.payload.reservation as TokenReservation | undefined;
+}
 
 /** Handles `generate` jobs. */
 export function generateHandler(deps: GenerateDeps): JobHandler {
@@ -91,6 +109,8 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       writer.close();
       await grant?.release(usage.inputTokens + usage.outputTokens);
     }
+    const reservation = reservationOf(job);
+    if (reservation) await settleTokens(kv, reservation, usage.inputTokens + usage.outputTokens);
     await deps.onUsage?.(job, usage, provider);
     if (done.audio && provider.speech) await speak(done, provider, ctx);
   }
@@ -138,6 +158,10 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       if (!art || art.jobId !== job.id || art.status === "done") return;
       const failed: ArtifactRecord = { ...art, status: "failed", error, updatedAt: clock.now() };
       return (atomic) => atomic.check(entry).set(keys.artifact(art.id), failed);
+    },
+    async afterFailed(job) {
+      const reservation = reservationOf(job);
+      if (reservation) await settleTokens(kv, reservation, 0);
     },
   };
 }

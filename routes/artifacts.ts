@@ -14,7 +14,10 @@ import type { AppDeps } from "../lib/deps.ts";
 import { AppError, NotFoundError } from "../lib/errors.ts";
 import { keys } from "../lib/keys.ts";
 import { LlmUnavailableError } from "../lib/llm/circuit.ts";
+import { clientOf } from "../lib/client.ts";
+import { QuotaExceededError, reserveTokens, settleTokens, type TokenReservation } from "../lib/quota.ts";
 import { requireReadyRepo } from "../lib/repos.ts";
+import { estimateTokens } from "../queues/generate.ts";
 import { type SseEvent, sseResponse } from "../lib/sse.ts";
 import { idParam, jsonBody } from "./validate.ts";
 
@@ -59,14 +62,24 @@ export function artifactRequestRoutes(deps: AppDeps) {
     const body = await jsonBody(c, artifactBody, 4 * 1024);
     const options = { expertise: body.expertise, ...(body.concept ? { concept: body.concept } : {}) };
     let provider = models.llm;
+    let reservation: TokenReservation | undefined;
     if (!provider.offline) {
       const existing = (await kv.get<ArtifactRecord>(
         keys.artifact(await artifactId(repo.id, body.kind, options, provider.model)),
       )).value;
-      const wait = existing?.status === "done" ? 0 : await models.circuit.retryAfterSeconds();
-      if (wait > 0) {
-        if (!models.fallbackToOffline) throw new LlmUnavailableError(wait);
-        provider = models.offline;
+      // Reading or joining an artifact costs no model call, so neither the circuit nor quotas apply.
+      if (!existing || existing.status === "failed") {
+        const wait = await models.circuit.retryAfterSeconds();
+        if (wait > 0 && !models.fallbackToOffline) throw new LlmUnavailableError(wait);
+        if (wait > 0) provider = models.offline;
+        else {
+          try {
+            reservation = await reserveTokens(kv, clock, await clientOf(deps, c), estimateTokens(body.kind));
+          } catch (e) {
+            if (!(e instanceof QuotaExceededError && models.fallbackToOffline)) throw e;
+            provider = models.offline;
+          }
+        }
       }
     }
     const answer = await requestArtifact(kv, clock, jobs, {
@@ -75,7 +88,9 @@ export function artifactRequestRoutes(deps: AppDeps) {
       options,
       model: provider.model,
       offline: provider.offline,
+      payload: reservation ? { reservation } : {},
     });
+    if (reservation && !answer.created) await settleTokens(kv, reservation, 0);
     if (answer.artifact.status === "done") {
       return c.json({ artifact: publicArtifact(answer.artifact, await contentOf(kv, answer.artifact)) }, 200);
     }

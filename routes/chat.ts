@@ -11,6 +11,9 @@ import { countTokens } from "../lib/file_info.ts";
 import { buildContext, readPassage } from "../lib/llm/context.ts";
 import { resilientStream } from "../lib/llm/resilient.ts";
 import type { ChatMessage, ChatTask, Usage } from "../lib/llm/types.ts";
+import { clientOf } from "../lib/client.ts";
+import { LlmUnavailableError } from "../lib/llm/circuit.ts";
+import { QuotaExceededError, reserveTokens, settleTokens, type TokenReservation } from "../lib/quota.ts";
 import { requireReadyRepo } from "../lib/repos.ts";
 import { type SseEvent, sseResponse } from "../lib/sse.ts";
 import { AppError } from "../lib/errors.ts";
@@ -88,26 +91,34 @@ export function chatRoutes(deps: AppDeps) {
       passages: 8,
     });
     const task: ChatTask = { messages, selection: selection ?? undefined, context };
-    const provider = models.llm;
+    let provider = models.llm;
     const abort = new AbortController();
     const onRequestAbort = () => abort.abort();
     c.req.raw.signal.addEventListener("abort", onRequestAbort, { once: true });
+    const estimate = countTokens(JSON.stringify(messages)) +
+      context.passages.reduce((n, p) => n + countTokens(p.text), 0) + 2_000;
+    let reservation: TokenReservation | undefined;
     if (!provider.offline) {
       const wait = await models.circuit.retryAfterSeconds();
-      if (wait > 0) {
-        throw new AppError(
-          503,
-          "llm_unavailable",
-          "The language model is failing right now; try again shortly.",
-          {},
-          { "Retry-After": String(wait) },
-        );
+      if (wait > 0 && !models.fallbackToOffline) throw new LlmUnavailableError(wait);
+      if (wait > 0) provider = models.offline;
+      else {
+        try {
+          reservation = await reserveTokens(kv, clock, await clientOf(deps, c), estimate);
+        } catch (e) {
+          if (!(e instanceof QuotaExceededError && models.fallbackToOffline)) throw e;
+          provider = models.offline;
+        }
       }
     }
-    const estimate = countTokens(JSON.stringify(messages)) + context.passages.reduce((n, p) =>
-      n + countTokens(p.text), 0) +
-      1_000;
-    const grant = provider.offline ? null : await acquire(estimate, abort.signal);
+    let grant: BudgetGrant | null = null;
+    try {
+      if (!provider.offline) grant = await acquire(estimate, abort.signal);
+    } catch (e) {
+      if (reservation) await settleTokens(kv, reservation, 0);
+      throw e;
+    }
+    let started = false;
     const sources = [
       ...(selection
         ? [{ path: selection.path, startLine: selection.startLine, endLine: selection.endLine, score: null }]
@@ -121,6 +132,7 @@ export function chatRoutes(deps: AppDeps) {
     ];
 
     async function* events(): AsyncGenerator<SseEvent> {
+      started = true;
       let seq = 0;
       let usage: Usage = { inputTokens: 0, outputTokens: 0 };
       try {
@@ -149,12 +161,17 @@ export function chatRoutes(deps: AppDeps) {
         c.req.raw.signal.removeEventListener("abort", onRequestAbort);
         abort.abort();
         await grant?.release(usage.inputTokens + usage.outputTokens);
+        if (reservation) await settleTokens(kv, reservation, usage.inputTokens + usage.outputTokens);
       }
     }
     return sseResponse(events(), {
       onClose: () => {
         abort.abort();
-        grant?.release();
+        // A client gone before the first event never ran the generator's cleanup.
+        if (!started) {
+          grant?.release();
+          if (reservation) settleTokens(kv, reservation, 0).catch(() => {});
+        }
       },
     });
   });

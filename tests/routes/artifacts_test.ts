@@ -318,3 +318,29 @@ Deno.test("artifacts: without an API key every kind is written offline from the 
     await app.close();
   }
 });
+
+Deno.test("artifacts: the daily token quota refuses new generations and chat, but finished artifacts are still served", async () => {
+  const world = await startModelWorld({ tokens: 30 }, { QUOTA_DAILY_TOKENS: "100" });
+  try {
+    const first = await ask(world);
+    assert.equal(first.status, 202);
+    await collect(await world.app.fetch(`/api/artifacts/${first.body.artifact.id}/stream`));
+    const usage = await world.app.json<{ quota: { tokensUsed: number; tokensLimit: number } }>("/api/usage");
+    assert.ok(usage.body.quota.tokensUsed > 100, "settled to what the model reported");
+    assert.ok(usage.body.quota.tokensUsed < 5_000, "the estimate was replaced by the actual use");
+    const refused = await ask(world, { kind: "slides" });
+    assert.equal(refused.status, 429);
+    assert.equal((refused.body as unknown as { error: { code: string } }).error.code, "quota_exceeded");
+    const chat = await world.app.json<{ error: { code: string } }>(
+      `/api/repos/${world.repoId}/chat`,
+      postJson({ messages: [{ role: "user", content: "hi" }] }),
+    );
+    assert.equal(chat.status, 429);
+    assert.equal(chat.body.error.code, "quota_exceeded");
+    const again = await ask(world);
+    assert.equal(again.status, 200, "a finished artifact costs nothing");
+    assert.equal(world.llm.calls.chat, 1);
+  } finally {
+    await world.close();
+  }
+});
