@@ -13,7 +13,8 @@ import { keys } from "../lib/keys.ts";
 import { commitWithRetry } from "../lib/kv_util.ts";
 import { buildContext } from "../lib/llm/context.ts";
 import type { ModelDeps } from "../lib/llm/models.ts";
-import { resilientStream } from "../lib/llm/resilient.ts";
+import { failureCode, resilientStream } from "../lib/llm/resilient.ts";
+import { recordModelCall } from "../lib/metrics.ts";
 import {
   type ArtifactKind,
   type GenerationTask,
@@ -98,6 +99,7 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
         models.circuit,
         ctx.signal,
         models.retry,
+        (e) => recordModelCall(provider.name, "generate", {}, failureCode(e)),
       );
       for await (const delta of stream) {
         if (delta.text) await writer.push(delta.text);
@@ -109,6 +111,7 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       writer.close();
       await grant?.release(usage.inputTokens + usage.outputTokens);
     }
+    recordModelCall(provider.name, "generate", usage);
     const reservation = reservationOf(job);
     if (reservation) await settleTokens(kv, reservation, usage.inputTokens + usage.outputTokens);
     await deps.onUsage?.(job, usage, provider);
@@ -125,9 +128,9 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       for (const line of turns) {
         const host = PODCAST_HOSTS.findIndex((h) => line.startsWith(`${h}:`));
         const text = host === -1 ? line : line.slice(PODCAST_HOSTS[host].length + 1).trim();
-        if (text) {
-          parts.push(await provider.speech!(text, voices[Math.max(0, host) % voices.length], ctx.signal));
-        }
+        if (!text) continue;
+        parts.push(await provider.speech!(text, voices[Math.max(0, host) % voices.length], ctx.signal));
+        recordModelCall(provider.name, "speech");
       }
       const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
       let offset = 0;

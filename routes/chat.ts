@@ -9,7 +9,8 @@ import type { AppDeps } from "../lib/deps.ts";
 import { LimitError, NotFoundError } from "../lib/errors.ts";
 import { countTokens } from "../lib/file_info.ts";
 import { buildContext, readPassage } from "../lib/llm/context.ts";
-import { resilientStream } from "../lib/llm/resilient.ts";
+import { failureCode, resilientStream } from "../lib/llm/resilient.ts";
+import { recordModelCall } from "../lib/metrics.ts";
 import type { ChatMessage, ChatTask, Usage } from "../lib/llm/types.ts";
 import { clientOf } from "../lib/client.ts";
 import { LlmUnavailableError } from "../lib/llm/circuit.ts";
@@ -142,11 +143,13 @@ export function chatRoutes(deps: AppDeps) {
           models.circuit,
           abort.signal,
           models.retry,
+          (e) => recordModelCall(provider.name, "chat", {}, failureCode(e)),
         );
         for await (const delta of stream) {
           if (delta.text) yield { id: ++seq, event: "delta", data: { text: delta.text } };
           if (delta.usage) usage = delta.usage;
         }
+        recordModelCall(provider.name, "chat", usage);
         yield { id: ++seq, event: "done", data: { usage } };
       } catch (e) {
         if (abort.signal.aborted) return;

@@ -40,6 +40,15 @@ export function isRetryable(e: unknown): boolean {
   return e instanceof TypeError || e instanceof SyntaxError;
 }
 
+/** A short label for a failed call, for metrics: the HTTP status or the kind of failure. */
+export function failureCode(e: unknown): string {
+  if (e instanceof OpenAI.APIError && e.status) return String(e.status);
+  if (e instanceof StreamStalledError) return "stalled";
+  if (e instanceof SyntaxError) return "malformed";
+  if (e instanceof TypeError || e instanceof OpenAI.APIConnectionError) return "dropped";
+  return "other";
+}
+
 function describe(e: unknown): string {
   if (e instanceof OpenAI.APIError && e.status) return `status ${e.status}`;
   if (e instanceof StreamStalledError) return "the model stopped responding";
