@@ -61,11 +61,7 @@ export function showError(area: HTMLElement, e: unknown, retry?: () => void): vo
       : error.status === 404
       ? "Not found"
       : "That didn't work");
-  let message = error.message;
-  const resetsAt = typeof error.details.resetsAt === "string" ? Date.parse(error.details.resetsAt) : NaN;
-  if (error.code === "quota_exceeded" && !Number.isNaN(resetsAt)) {
-    message += ` It resets in ${formatDuration((resetsAt - Date.now()) / 1000)}.`;
-  }
+  const message = error.message;
   const advice = ADVICE[error.code];
   const countdown = h("p", { class: "countdown" });
   const button = retry
@@ -88,6 +84,7 @@ export function showError(area: HTMLElement, e: unknown, retry?: () => void): vo
     button,
   );
   area.append(box);
+  // For 429/503 the server says when (Retry-After; for quota_exceeded that is when the quota resets).
   let left = error.retryAfter ?? (waitable ? 5 : 0);
   if (waitable && left > 0) {
     if (button) button.disabled = true;
