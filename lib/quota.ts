@@ -32,7 +32,8 @@ export interface QuotaUsage {
   resetsAt: string;
 }
 
-type QuotaClient = Pick<Client, "id" | "quota">;
+/** What quota accounting needs of a client (plain data, so it can travel in a job payload). */
+export type QuotaClient = Pick<Client, "id" | "quota">;
 
 function isTransient(e: unknown): boolean {
   return e instanceof Error && /database is locked|busy/i.test(e.message);
@@ -140,6 +141,26 @@ export async function settleTokens(
     }
     return (await atomic.commit()).ok ? true : null;
   });
+}
+
+/**
+ * Throws QuotaExceededError when the client's or the global quota is already used up, without
+ * reserving anything: for requests that may join work someone else pays for.
+ */
+export async function assertQuotaLeft(kv: Deno.Kv, clock: Clock, client: QuotaClient): Promise<void> {
+  const now = clock.now();
+  const { day, resetsAtMs } = dayOf(now);
+  const [mine, all] = await kv.getMany<[number, number]>([
+    keys.quotaClient(client.id, day),
+    keys.quotaGlobal(day),
+  ]);
+  const { dailyTokens, globalDailyTokens } = client.quota;
+  if (dailyTokens > 0 && (mine.value ?? 0) >= dailyTokens) {
+    throw new QuotaExceededError("client", resetsAtMs, now);
+  }
+  if (globalDailyTokens > 0 && (all.value ?? 0) >= globalDailyTokens) {
+    throw new QuotaExceededError("global", resetsAtMs, now);
+  }
 }
 
 /** The client's tokens used today, its limit (0 = none) and when the day resets. */

@@ -15,14 +15,14 @@ import { buildContext } from "../lib/llm/context.ts";
 import type { ModelDeps } from "../lib/llm/models.ts";
 import { failureCode, resilientStream } from "../lib/llm/resilient.ts";
 import { recordModelCall } from "../lib/metrics.ts";
+import { type GenerationTask, type LlmProvider, PODCAST_HOSTS, type Usage } from "../lib/llm/types.ts";
 import {
-  type ArtifactKind,
-  type GenerationTask,
-  type LlmProvider,
-  PODCAST_HOSTS,
-  type Usage,
-} from "../lib/llm/types.ts";
-import { settleTokens, type TokenReservation } from "../lib/quota.ts";
+  type QuotaClient,
+  QuotaExceededError,
+  reserveTokens,
+  settleTokens,
+  type TokenReservation,
+} from "../lib/quota.ts";
 import type { Logger } from "../lib/log.ts";
 import { requireReadyRepo } from "../lib/repos.ts";
 import type { JobContext, JobHandler } from "./worker.ts";
@@ -41,14 +41,19 @@ export interface GenerateDeps {
 const FILE_BUDGET = { overview: 24_000, slides: 16_000, podcast: 16_000, concepts: 4_000 };
 const OUTPUT_TOKENS = 4_096;
 
-/** The most a generation of `kind` uses: what a quota reservation holds until it is settled. */
-export function estimateTokens(kind: ArtifactKind): number {
-  return FILE_BUDGET[kind] + OUTPUT_TOKENS + 2_000;
-}
-
-/** The quota reservation the requester made for this job, if any (see routes/artifacts.ts). */
-function reservationOf(job: JobRecord): TokenReservation | undefined {
-  return job.payload.reservation as TokenReservation | undefined;
+/**
+ * Reserves the generation's tokens against the quota of the client that started it (see
+ * routes/artifacts.ts); a used-up quota fails the job for good with quota_exceeded.
+ */
+async function reserveFor(kv: Deno.Kv, clock: Clock, job: JobRecord, estimate: number) {
+  const client = job.payload.quotaClient as QuotaClient | undefined;
+  if (!client) return null;
+  try {
+    return await reserveTokens(kv, clock, client, estimate);
+  } catch (e) {
+    if (e instanceof QuotaExceededError) throw new PermanentJobError(e.code, e.message, 429);
+    throw e;
+  }
 }
 
 /** Handles `generate` jobs. */
@@ -77,10 +82,17 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       concept: art.options.concept,
       context,
     };
-    const estimate = context.files.reduce((n, f) => n + f.tokens, 0) + 2_000;
+    const estimate = context.files.reduce((n, f) => n + f.tokens, 0) + OUTPUT_TOKENS;
     const grant = provider.offline ? null : await models.budget.tryAcquire(estimate);
     if (grant && "waitMs" in grant) {
       throw new DeferJobError(grant.waitMs, `waiting for model capacity (${grant.reason})`);
+    }
+    let reservation: TokenReservation | null = null;
+    try {
+      if (!provider.offline) reservation = await reserveFor(kv, clock, job, estimate);
+    } catch (e) {
+      await grant?.release(0);
+      throw e;
     }
     await ctx.progress("generating", 0, 1);
     const writer = new ArtifactWriter(
@@ -110,10 +122,9 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
     } finally {
       writer.close();
       await grant?.release(usage.inputTokens + usage.outputTokens);
+      if (reservation) await settleTokens(kv, reservation, usage.inputTokens + usage.outputTokens);
     }
     recordModelCall(provider.name, "generate", usage);
-    const reservation = reservationOf(job);
-    if (reservation) await settleTokens(kv, reservation, usage.inputTokens + usage.outputTokens);
     await deps.onUsage?.(job, usage, provider);
     if (done.audio && provider.speech) await speak(done, provider, ctx);
   }
@@ -161,10 +172,6 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       if (!art || art.jobId !== job.id || art.status === "done") return;
       const failed: ArtifactRecord = { ...art, status: "failed", error, updatedAt: clock.now() };
       return (atomic) => atomic.check(entry).set(keys.artifact(art.id), failed);
-    },
-    async afterFailed(job) {
-      const reservation = reservationOf(job);
-      if (reservation) await settleTokens(kv, reservation, 0);
     },
   };
 }

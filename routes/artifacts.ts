@@ -15,9 +15,8 @@ import { AppError, NotFoundError } from "../lib/errors.ts";
 import { keys } from "../lib/keys.ts";
 import { LlmUnavailableError } from "../lib/llm/circuit.ts";
 import { clientOf } from "../lib/client.ts";
-import { QuotaExceededError, reserveTokens, settleTokens, type TokenReservation } from "../lib/quota.ts";
+import { assertQuotaLeft, type QuotaClient, QuotaExceededError } from "../lib/quota.ts";
 import { requireReadyRepo } from "../lib/repos.ts";
-import { estimateTokens } from "../queues/generate.ts";
 import { type SseEvent, sseResponse } from "../lib/sse.ts";
 import { idParam, jsonBody } from "./validate.ts";
 
@@ -62,19 +61,22 @@ export function artifactRequestRoutes(deps: AppDeps) {
     const body = await jsonBody(c, artifactBody, 4 * 1024);
     const options = { expertise: body.expertise, ...(body.concept ? { concept: body.concept } : {}) };
     let provider = models.llm;
-    let reservation: TokenReservation | undefined;
+    let quotaClient: QuotaClient | undefined;
     if (!provider.offline) {
       const existing = (await kv.get<ArtifactRecord>(
         keys.artifact(await artifactId(repo.id, body.kind, options, provider.model)),
       )).value;
-      // Reading or joining an artifact costs no model call, so neither the circuit nor quotas apply.
+      // Reading or joining an artifact costs no model call, so neither the circuit nor quotas apply;
+      // a burst of requests for a new one only checks that quota is left (see queues/generate.ts).
       if (!existing || existing.status === "failed") {
         const wait = await models.circuit.retryAfterSeconds();
         if (wait > 0 && !models.fallbackToOffline) throw new LlmUnavailableError(wait);
         if (wait > 0) provider = models.offline;
         else {
           try {
-            reservation = await reserveTokens(kv, clock, await clientOf(deps, c), estimateTokens(body.kind));
+            const client = await clientOf(deps, c);
+            await assertQuotaLeft(kv, clock, client);
+            quotaClient = { id: client.id, quota: client.quota };
           } catch (e) {
             if (!(e instanceof QuotaExceededError && models.fallbackToOffline)) throw e;
             provider = models.offline;
@@ -88,9 +90,9 @@ export function artifactRequestRoutes(deps: AppDeps) {
       options,
       model: provider.model,
       offline: provider.offline,
-      payload: reservation ? { reservation } : {},
+      // The job that calls the model reserves the tokens for the client that started it.
+      payload: quotaClient ? { quotaClient } : {},
     });
-    if (reservation && !answer.created) await settleTokens(kv, reservation, 0);
     if (answer.artifact.status === "done") {
       return c.json({ artifact: publicArtifact(answer.artifact, await contentOf(kv, answer.artifact)) }, 200);
     }
