@@ -3,7 +3,7 @@
  * committed with the record's new `textSeq` and the job's lease check, so viewers on every
  * instance see whole batches in order and a worker that lost its job writes nothing.
  */
-import type { ArtifactRecord } from "./artifacts.ts";
+import { type ArtifactRecord, timeLeft } from "./artifacts.ts";
 import { PermanentJobError } from "./errors.ts";
 import { keys } from "./keys.ts";
 import { commitWithRetry } from "./kv_util.ts";
@@ -86,9 +86,10 @@ export class ArtifactWriter {
       updatedAt: Date.now(),
     };
     const res = await commitWithRetry(() => {
+      const expireIn = timeLeft(next, Date.now());
       const atomic = this.kv.atomic().check(this.leaseCheck());
-      if (text !== null) atomic.set(keys.artifactText(next.id, next.gen, seq), text);
-      return atomic.set(keys.artifact(next.id), next).commit();
+      if (text !== null) atomic.set(keys.artifactText(next.id, next.gen, seq), text, { expireIn });
+      return atomic.set(keys.artifact(next.id), next, { expireIn }).commit();
     });
     if (!res.ok) throw this.leaseLost();
     this.record = next;

@@ -30,6 +30,8 @@ export interface ArtifactRecord {
   usage: Usage;
   createdAt: number;
   updatedAt: number;
+  /** Records, text and audio expire together (KV `expireIn`, and checked on read). */
+  expiresAt: number;
   error?: { code: string; message: string };
   jobId: string;
   /** Generation number: bumped when a failed artifact is asked for again. */
@@ -81,8 +83,15 @@ export interface ArtifactRequest {
   options: ArtifactOptions;
   model: string;
   offline: boolean;
-  /** Extra job payload (e.g. the requester's quota reservation). */
+  /** Extra job payload (e.g. whose quota the generation uses). */
   payload?: Record<string, unknown>;
+  /** How long the artifact is kept (the repo's TTL). */
+  ttlMs: number;
+}
+
+/** Milliseconds left before `a` expires (at least 1, for `expireIn`). */
+export function timeLeft(a: ArtifactRecord, now: number): number {
+  return Math.max(1, a.expiresAt - now);
 }
 
 /**
@@ -98,7 +107,7 @@ export async function requestArtifact(
   const id = await artifactId(req.repoId, req.kind, req.options, req.model);
   for (let attempt = 0; attempt < 10; attempt++) {
     const entry = await kv.get<ArtifactRecord>(keys.artifact(id));
-    const current = entry.value;
+    const current = entry.value && entry.value.expiresAt > clock.now() ? entry.value : null;
     if (current?.status === "done") return { artifact: current, created: false };
     if (current && current.status !== "failed") {
       const job = await jobs.get(current.jobId);
@@ -127,11 +136,12 @@ export async function requestArtifact(
           usage: { inputTokens: 0, outputTokens: 0 },
           createdAt: current?.createdAt ?? now,
           updatedAt: now,
+          expiresAt: now + req.ttlMs,
           jobId: job.id,
-          gen: (current?.gen ?? 0) + 1,
+          gen: (entry.value?.gen ?? 0) + 1,
           textSeq: 0,
         };
-        atomic.check(entry).set(keys.artifact(id), record);
+        atomic.check(entry).set(keys.artifact(id), record, { expireIn: req.ttlMs });
       },
     );
     if (!answer) continue;
@@ -142,10 +152,12 @@ export async function requestArtifact(
   throw new Error("could not start or join the artifact's generation");
 }
 
-/** The artifact record, or a 404. */
-export async function requireArtifact(kv: Deno.Kv, id: string): Promise<ArtifactRecord> {
+/** The artifact record, or a 404 (also once it expired). */
+export async function requireArtifact(kv: Deno.Kv, clock: Clock, id: string): Promise<ArtifactRecord> {
   const a = (await kv.get<ArtifactRecord>(keys.artifact(id))).value;
-  if (!a) throw new NotFoundError("No artifact with that id.");
+  if (!a || a.expiresAt <= clock.now()) {
+    throw new NotFoundError("No artifact with that id (it may have expired).");
+  }
   return a;
 }
 

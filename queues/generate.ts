@@ -4,7 +4,7 @@
  * a retry after a crash must reproduce the text already shown, or the artifact fails cleanly.
  */
 import { ArtifactWriter, type WriterOptions } from "../lib/artifact_writer.ts";
-import { type ArtifactRecord, readText } from "../lib/artifacts.ts";
+import { type ArtifactRecord, readText, timeLeft } from "../lib/artifacts.ts";
 import { putBlob } from "../lib/blobs.ts";
 import type { Clock } from "../lib/clock.ts";
 import { DeferJobError, PermanentJobError } from "../lib/errors.ts";
@@ -149,7 +149,8 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
         bytes.set(p, offset);
         offset += p.byteLength;
       }
-      await putBlob(kv, keys.artifactData(art.id, "audio"), bytes, { contentType: "audio/mpeg" });
+      const expireIn = timeLeft(art, clock.now());
+      await putBlob(kv, keys.artifactData(art.id, "audio"), bytes, { contentType: "audio/mpeg" }, expireIn);
       audio = { status: "ready", bytes: bytes.byteLength };
     } catch (e) {
       if (ctx.signal.aborted) throw e;
@@ -157,9 +158,11 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       audio = { status: "failed", error: "Speech synthesis failed." };
     }
     const entry = await kv.get<ArtifactRecord>(keys.artifact(art.id));
-    if (!entry.value) return;
+    const current = entry.value;
+    if (!current) return;
     await commitWithRetry(() =>
-      kv.atomic().check(ctx.leaseCheck()).check(entry).set(keys.artifact(art.id), { ...entry.value!, audio })
+      kv.atomic().check(ctx.leaseCheck()).check(entry)
+        .set(keys.artifact(art.id), { ...current, audio }, { expireIn: timeLeft(current, clock.now()) })
         .commit()
     );
   }
@@ -171,7 +174,8 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       const art = entry.value;
       if (!art || art.jobId !== job.id || art.status === "done") return;
       const failed: ArtifactRecord = { ...art, status: "failed", error, updatedAt: clock.now() };
-      return (atomic) => atomic.check(entry).set(keys.artifact(art.id), failed);
+      return (atomic) =>
+        atomic.check(entry).set(keys.artifact(art.id), failed, { expireIn: timeLeft(art, clock.now()) });
     },
   };
 }

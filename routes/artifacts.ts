@@ -92,6 +92,7 @@ export function artifactRequestRoutes(deps: AppDeps) {
       offline: provider.offline,
       // The job that calls the model reserves the tokens for the client that started it.
       payload: quotaClient ? { quotaClient } : {},
+      ttlMs: deps.config.repoTtlMs,
     });
     if (answer.artifact.status === "done") {
       return c.json({ artifact: publicArtifact(answer.artifact, await contentOf(kv, answer.artifact)) }, 200);
@@ -104,17 +105,17 @@ export function artifactRequestRoutes(deps: AppDeps) {
 
 /** Routes under /api/artifacts. */
 export function artifactRoutes(deps: AppDeps) {
-  const { kv, models } = deps;
+  const { kv, clock, models } = deps;
   const app = new Hono();
 
   app.get("/:artifactId", async (c) => {
-    const a = await requireArtifact(kv, idParam(c, "artifactId"));
+    const a = await requireArtifact(kv, clock, idParam(c, "artifactId"));
     return c.json(publicArtifact(a, a.status === "done" ? await contentOf(kv, a) : undefined));
   });
 
   app.get("/:artifactId/stream", async (c) => {
     const id = idParam(c, "artifactId");
-    await requireArtifact(kv, id);
+    await requireArtifact(kv, clock, id);
     const after = resumeAfter(c.req.header("last-event-id"), c.req.query("from"));
     const { live, leave } = models.hub.join(id);
     const abort = new AbortController();
@@ -156,7 +157,7 @@ export function artifactRoutes(deps: AppDeps) {
   });
 
   app.get("/:artifactId/audio", async (c) => {
-    const a = await requireArtifact(kv, idParam(c, "artifactId"));
+    const a = await requireArtifact(kv, clock, idParam(c, "artifactId"));
     const base = keys.artifactData(a.id, "audio");
     const meta = a.audio?.status === "ready" ? await getBlobMeta(kv, base) : null;
     if (!meta) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseSse, postJson, readSse, startTestApp, waitFor } from "../helpers.ts";
+import { FakeClock, parseSse, postJson, readSse, startTestApp, waitFor } from "../helpers.ts";
 import { startModelWorld, uploadRepo } from "../model_fixtures.ts";
 
 type Artifact = {
@@ -342,5 +342,28 @@ Deno.test("artifacts: the daily token quota refuses new generations and chat, bu
     assert.equal(world.llm.calls.chat, 1);
   } finally {
     await world.close();
+  }
+});
+
+Deno.test("artifacts: an artifact expires with the repo's TTL and is made again when asked for after that", async () => {
+  const clock = new FakeClock(Date.now());
+  const app = await startTestApp({ clock, env: { REPO_TTL: "1h" } });
+  try {
+    const repoId = await uploadRepo(app);
+    const first = await app.json<{ artifact: Artifact }>(
+      `/api/repos/${repoId}/artifacts`,
+      postJson({ kind: "overview" }),
+    );
+    assert.equal(
+      (await collect(await app.fetch(`/api/artifacts/${first.body.artifact.id}/stream`))).last.event,
+      "done",
+    );
+    clock.advance(30 * 60_000);
+    assert.equal((await app.json(`/api/artifacts/${first.body.artifact.id}`)).status, 200);
+    clock.advance(31 * 60_000);
+    assert.equal((await app.json(`/api/artifacts/${first.body.artifact.id}`)).status, 404, "expired");
+    assert.equal((await app.fetch(`/api/artifacts/${first.body.artifact.id}/stream`)).status, 404);
+  } finally {
+    await app.close();
   }
 });
