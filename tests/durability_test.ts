@@ -96,13 +96,13 @@ Deno.test("main.ts finishes an ingest after a SIGKILL mid-download, never showin
     // The same commit, served faster, so the test does not wait on a second slow download.
     github.addRepo({ owner: "acme", name: "durable", archive, chunkBytes: 8192, delayMs: 10 });
 
+    // The restarted app may take the job over at once (the lease lapses 2 s after the last renewal),
+    // so the repo is either still ingesting or complete whenever it is looked at, never between.
     app = await startAppProcess(env, { kvPath });
-    assert.equal(await assertNoHalfState(app, repo.id, expectedPaths), "ingesting");
     const second = app;
-    let sawIngesting = 0;
     const ended = await waitFor(
       async () => {
-        if ((await assertNoHalfState(second, repo.id, expectedPaths)) === "ingesting") sawIngesting++;
+        await assertNoHalfState(second, repo.id, expectedPaths);
         const { body } = await getJson<Job>(second, `/api/jobs/${job.id}`);
         return ["succeeded", "failed", "canceled"].includes(body.status) ? body : null;
       },
@@ -111,7 +111,6 @@ Deno.test("main.ts finishes an ingest after a SIGKILL mid-download, never showin
     );
     assert.equal(ended.status, "succeeded", JSON.stringify(ended));
     assert.ok(ended.attempts >= 2, `attempts: ${ended.attempts}`);
-    assert.ok(sawIngesting > 0);
     assert.equal(github.requests.downloads, 2);
     assert.equal(await assertNoHalfState(second, repo.id, expectedPaths), "ready");
     for (const f of files) {
