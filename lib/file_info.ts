@@ -57,9 +57,13 @@ export function detectLanguage(path: string): string {
   return "Text";
 }
 
+/** Special tokens such as `<|endoftext|>` in a file or a message are counted as plain text (the
+ * library's default throws on them, which would fail an ingest of any ML repository). */
+const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
+
 /** Tokens in `text` with the cl100k_base BPE (GPT-4 family), a fair proxy for modern models. */
 export function countTokens(text: string): number {
-  return countCl100k(text);
+  return countCl100k(text, PLAIN_TEXT);
 }
 
 const MANIFESTS = new Set([

@@ -808,6 +808,14 @@ Deno.test("POST /api/repos/upload ingests .tar.gz, .tgz, .tar and .zip and serve
       await assertError(app.fetch(`/api/repos/${repo.id}/digest?maxTokens=abc`), 400, "invalid_request");
     });
 
+    await t.step("a file with model special tokens such as <|endoftext|> is stored and counted", async () => {
+      const gpt = "text = prompt + '<|endoftext|>' + '<|im_start|>'\n";
+      const repo = await uploadReady(app, "ml.tar", await buildTar([{ path: "train.py", content: gpt }]));
+      assert.equal(repo.stats.files, 1);
+      assert.ok(repo.stats.tokens > 10);
+      assert.equal((await text(app, `/api/repos/${repo.id}/files/train.py`)).body, gpt);
+    });
+
     await t.step("include and exclude fields apply to uploads", async () => {
       const res = await upload(app, "f.tar.gz", await buildTarGz(DEMO), { include: "src/**" });
       const body = await res.json() as { repo: Repo };
