@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { putBlob } from "../../lib/blobs.ts";
+import { keys } from "../../lib/keys.ts";
+import { KvBatch } from "../../lib/kv_util.ts";
+import { chunkLines, IndexBuilder, searchRepo } from "../../lib/retrieval.ts";
+
+const FILES: Record<string, string> = {
+  "README.md": "# Demo\n\nParses repository addresses and renders HTML pages.\n",
+  "src/github_url.ts": [
+    "/** Parses a GitHub address. */",
+    "export function parseGitHubUrl(input: string) {",
+    "  return new URL(input);",
+    "}",
+  ].join("\n"),
+  "src/render.ts": "export class HTMLParser {\n  feed(chunk: string) {}\n}\n",
+  "src/snake.py": "def load_user_config(path):\n    return open(path).read()\n",
+  "docs/notes.md": "Nothing about the topic here.\n".repeat(30),
+};
+
+async function buildIndex(files: Record<string, string>) {
+  const kv = await Deno.openKv(":memory:");
+  const batch = new KvBatch(kv);
+  const builder = new IndexBuilder("repo", "gen", batch);
+  for (const [path, text] of Object.entries(files)) await builder.add(path, text);
+  const indexShards = await builder.finish();
+  await batch.flush();
+  return { kv, repo: { id: "repo", gen: "gen", indexShards } };
+}
+
+Deno.test("searchRepo finds chunks by words, identifier parts and prefixes, best first", async (t) => {
+  const { kv, repo } = await buildIndex(FILES);
+  try {
+    assert.equal(repo.indexShards, 1);
+    const top = async (q: string) => (await searchRepo(kv, repo, q, 3))[0]?.path;
+    await t.step("camelCase parts", async () => assert.equal(await top("github url"), "src/github_url.ts"));
+    await t.step(
+      "the whole identifier",
+      async () => assert.equal(await top("parseGitHubUrl"), "src/github_url.ts"),
+    );
+    await t.step(
+      "an acronym split from a word",
+      async () => assert.equal(await top("parser"), "src/render.ts"),
+    );
+    await t.step("snake_case parts", async () => assert.equal(await top("user config"), "src/snake.py"));
+    await t.step(
+      "a prefix of four letters or more",
+      async () => assert.equal(await top("snak"), "src/snake.py"),
+    );
+    await t.step("no hit for unknown words or an empty query", async () => {
+      assert.deepEqual(await searchRepo(kv, repo, "zebra"), []);
+      assert.deepEqual(await searchRepo(kv, repo, "  !? "), []);
+    });
+    await t.step("hits carry line ranges and rounded scores, in score order", async () => {
+      const hits = await searchRepo(kv, repo, "parses", 10);
+      assert.ok(hits.length >= 2);
+      for (const h of hits) assert.ok(h.startLine >= 1 && h.endLine >= h.startLine);
+      assert.deepEqual(hits.map((h) => h.score), hits.map((h) => h.score).sort((a, b) => b - a));
+    });
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("searchRepo merges hits across shards and ignores an index of another format", async (t) => {
+  const filler = "alpha beta gamma delta\n".repeat(2000);
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 100; i++) files[`gen/f${i}.txt`] = filler;
+  files["late/needle.ts"] = "export const needleInHaystack = 1;\n";
+  const { kv, repo } = await buildIndex(files);
+  try {
+    assert.ok(repo.indexShards >= 2, `${repo.indexShards} shards`);
+    await t.step("a file indexed in the last shard is found", async () => {
+      const hits = await searchRepo(kv, repo, "needle haystack");
+      assert.equal(hits[0].path, "late/needle.ts");
+    });
+    await t.step("a shard in an older format yields nothing instead of failing", async () => {
+      await putBlob(
+        kv,
+        keys.repoIndexShard("old", "gen", 0),
+        new TextEncoder().encode('{"documentCount":1}'),
+      );
+      assert.deepEqual(await searchRepo(kv, { id: "old", gen: "gen", indexShards: 1 }, "needle"), []);
+    });
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("chunkLines splits into 40-line chunks, shorter when lines are long, skipping blank ones", () => {
+  const lines = Array.from({ length: 95 }, (_, i) => `line ${i + 1}`).join("\n");
+  assert.deepEqual(
+    chunkLines(lines).map((c) => [c.startLine, c.endLine]),
+    [[1, 40], [41, 80], [81, 95]],
+  );
+  const long = `${"x".repeat(3000)}\n${"y".repeat(3000)}\n`;
+  assert.deepEqual(chunkLines(long).map((c) => [c.startLine, c.endLine]), [[1, 1], [2, 3]]);
+  assert.deepEqual(chunkLines("\n \n\t\n"), []);
+  assert.equal(chunkLines("a\nb").at(0)?.text, "a\nb");
+});
