@@ -36,8 +36,14 @@ function keySize(key: Deno.KvKey): number {
 function valueSize(value: unknown): number {
   if (value instanceof Uint8Array) return value.byteLength;
   if (typeof value === "string") return value.length * 3;
-  return JSON.stringify(value, (_k, v) => v instanceof Uint8Array ? "x".repeat(v.byteLength) : v)?.length ??
-    16;
+  // Byte arrays inside objects (blob metadata with inline bytes) count by length, without copying.
+  let bytes = 0;
+  const json = JSON.stringify(value, (_k, v) => {
+    if (!(v instanceof Uint8Array)) return v;
+    bytes += v.byteLength;
+    return 0;
+  });
+  return (json?.length ?? 16) + bytes;
 }
 
 type Op = { key: Deno.KvKey; value?: unknown; expireIn?: number };
@@ -45,10 +51,13 @@ type Op = { key: Deno.KvKey; value?: unknown; expireIn?: number };
 /**
  * Collects set/delete mutations and commits them in atomic operations that stay within KV's
  * limits. `checks` are added to every commit, so a writer that lost its lease writes nothing.
+ * One commit may be in flight while the next batch fills (KV writes run off the JS thread, so a
+ * large ingest overlaps them with its own work); a failed commit surfaces at the next call.
  */
 export class KvBatch {
   #ops: Op[] = [];
   #bytes = 0;
+  #inFlight: Promise<void> | null = null;
 
   constructor(
     private readonly kv: Deno.Kv,
@@ -67,17 +76,40 @@ export class KvBatch {
   }
 
   async #add(op: Op, size: number): Promise<void> {
-    if (this.#ops.length + 1 > MAX_MUTATIONS || this.#bytes + size > MAX_COMMIT_BYTES) await this.flush();
+    if (this.#ops.length + 1 > MAX_MUTATIONS || this.#bytes + size > MAX_COMMIT_BYTES) {
+      const ops = this.#take();
+      const previous = this.#inFlight;
+      // Commits stay in order (each waits for the one before), and a failure fails every later one.
+      const current = (async () => {
+        await previous;
+        await this.#commit(ops);
+      })();
+      current.catch(() => {});
+      this.#inFlight = current;
+      await previous;
+    }
     this.#ops.push(op);
     this.#bytes += size;
   }
 
-  /** Commits everything queued so far. */
+  /** Commits everything queued so far, and waits for any commit still in flight. */
   async flush(): Promise<void> {
-    if (this.#ops.length === 0) return;
+    const ops = this.#take();
+    const previous = this.#inFlight;
+    this.#inFlight = null;
+    await previous;
+    await this.#commit(ops);
+  }
+
+  #take(): Op[] {
     const ops = this.#ops;
     this.#ops = [];
     this.#bytes = 0;
+    return ops;
+  }
+
+  async #commit(ops: Op[]): Promise<void> {
+    if (ops.length === 0) return;
     const result = await commitWithRetry(() => {
       const atomic = this.kv.atomic();
       for (const check of this.checks()) atomic.check(check);
