@@ -87,6 +87,8 @@ const SECRET_CONTENT = [
   /\bAKIA[0-9A-Z]{16}\b/,
   /\bgh[pousr]_[A-Za-z0-9]{36}\b/,
 ];
+/** How much of a file the secret patterns look at when they get bytes rather than text. */
+const SECRET_SCAN_BYTES = 256 * 1024;
 const BINARY_EXT =
   /\.(png|jpe?g|gif|bmp|ico|webp|avif|tiff?|psd|pdf|zip|gz|tgz|bz2|xz|7z|rar|jar|war|class|exe|dll|so|dylib|a|o|obj|wasm|woff2?|ttf|otf|eot|mp[34]|mov|avi|webm|ogg|wav|flac|sqlite3?|db|bin|dat|pyc)$/i;
 
@@ -121,12 +123,15 @@ export function pathFilter(options: FilterOptions): (path: string) => SkipReason
   };
 }
 
-/** Content checks, for a file that passed `pathFilter`: binary sniffing and embedded private keys. */
-export function contentFilter(bytes: Uint8Array): SkipReason | null {
+/**
+ * Content checks, for a file that passed `pathFilter`: binary sniffing and embedded private keys.
+ * `text` is the file already decoded, when the caller has it (saves decoding it twice).
+ */
+export function contentFilter(bytes: Uint8Array, text?: string): SkipReason | null {
   const head = bytes.subarray(0, 8192);
   if (head.byteLength && isBinaryFileSync(head as unknown as Buffer)) return "binary";
-  const text = new TextDecoder().decode(bytes.subarray(0, 256 * 1024));
-  if (SECRET_CONTENT.some((re) => re.test(text))) return "secret";
+  const scanned = text ?? new TextDecoder().decode(bytes.subarray(0, SECRET_SCAN_BYTES));
+  if (SECRET_CONTENT.some((re) => re.test(scanned))) return "secret";
   return null;
 }
 

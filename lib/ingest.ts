@@ -117,8 +117,8 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
       skip(path, "too_large");
       continue;
     }
-    const byContent = contentFilter(entry.content);
-    const text = byContent ? null : decodeText(entry.content);
+    const text = decodeText(entry.content);
+    const byContent = text === null ? "binary" : contentFilter(entry.content, text);
     if (byContent || text === null) {
       skip(path, byContent ?? "binary");
       continue;
