@@ -131,11 +131,9 @@ export async function identify(
   req: Request,
   remote: string | undefined,
 ): Promise<Client> {
-  const { address, id } = clientAddress(remote, req.headers.get("x-forwarded-for"), config.trustProxy);
   const auth = req.headers.get("authorization");
-  if (auth === null) {
-    return { id, kind: "anonymous", tier: "anonymous", address, ...tierLimits(config, "anonymous") };
-  }
+  if (auth === null) return anonymous(config, req, remote);
+  const { address } = clientAddress(remote, req.headers.get("x-forwarded-for"), config.trustProxy);
   const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
   const record = m ? await verifyApiKey(kv, m[1]) : null;
   if (!record) throw new InvalidApiKeyError();
@@ -158,12 +156,21 @@ export function remoteAddress(c: Context): string | undefined {
 }
 
 /** The request's client, identified once per request and remembered on the context. */
-export async function clientOf(deps: { kv: Deno.Kv; config: Config }, c: Context): Promise<Client> {
+export function clientOf(deps: { kv: Deno.Kv; config: Config }, c: Context): Promise<Client> {
   // deno-lint-ignore no-explicit-any
   const ctx = c as Context<any>;
   const known = ctx.get(CLIENT_VAR) as Promise<Client> | undefined;
-  if (known) return await known;
-  const pending = identify(deps.kv, deps.config, c.req.raw, remoteAddress(c));
+  if (known) return known;
+  const req = c.req.raw;
+  // the common case, no Authorization header, needs no KV read
+  const pending = req.headers.has("authorization")
+    ? identify(deps.kv, deps.config, req, remoteAddress(c))
+    : Promise.resolve(anonymous(deps.config, req, remoteAddress(c)));
   ctx.set(CLIENT_VAR, pending);
-  return await pending;
+  return pending;
+}
+
+function anonymous(config: Config, req: Request, remote: string | undefined): Client {
+  const { address, id } = clientAddress(remote, req.headers.get("x-forwarded-for"), config.trustProxy);
+  return { id, kind: "anonymous", tier: "anonymous", address, ...tierLimits(config, "anonymous") };
 }

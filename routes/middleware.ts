@@ -120,6 +120,11 @@ export function identifyClient(deps: Pick<AppDeps, "kv" | "config">): Middleware
   };
 }
 
+/** This request's own rate-limit decision under `policy`, if a rateLimit middleware made one. */
+export function decisionOf(c: AnyContext, policy: PolicyName): Promise<RateDecision> | undefined {
+  return c.get(`traffic:decision:${policy}`);
+}
+
 /** 429 rate_limited with Retry-After and the RateLimit headers. */
 export class RateLimitedError extends AppError {
   constructor(d: RateDecision) {
@@ -144,7 +149,26 @@ export function rateLimit(
   return async (c, next) => {
     if (!once(c, `rate:${policy}`)) return await next();
     const client = await clientOf(deps, c);
-    const decision = await rateLimiterFor(deps).hit(policy, client);
+    const limiter = rateLimiterFor(deps);
+    // A read with headroom runs while its admission commits (the KV round trip overlaps the
+    // handler's own reads); its answer is released only once admitted, and dropped otherwise.
+    // Writes, and clients at their limit, wait for admission first.
+    const method = c.req.method;
+    const { headroom, decision: admission } = limiter.begin(policy, client);
+    c.set(`traffic:decision:${policy}`, admission);
+    if ((method === "GET" || method === "HEAD") && headroom) {
+      await next();
+      const decision = await admission.catch((e) => e as Error);
+      if (decision instanceof Error || !decision.allowed) {
+        await c.res.body?.cancel().catch(() => {});
+        // forget the dropped answer, or Hono would copy its headers onto the error response
+        c.res = undefined as unknown as Response;
+        throw decision instanceof Error ? decision : new RateLimitedError(decision);
+      }
+      setHeaders(c, rateLimitHeaders(decision));
+      return;
+    }
+    const decision = await admission;
     if (!decision.allowed) throw new RateLimitedError(decision);
     await next();
     setHeaders(c, rateLimitHeaders(decision));

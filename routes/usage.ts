@@ -5,6 +5,7 @@ import type { PolicyName } from "../lib/config.ts";
 import type { AppDeps } from "../lib/deps.ts";
 import { quotaUsage } from "../lib/quota.ts";
 import { rateLimiterFor } from "../lib/rate_limit.ts";
+import { decisionOf } from "./middleware.ts";
 
 const POLICIES: PolicyName[] = ["read", "ingest", "generate", "chat"];
 
@@ -14,7 +15,8 @@ export function usageRoutes(deps: AppDeps) {
   app.get("/", async (c) => {
     const client = await clientOf(deps, c);
     const limiter = rateLimiterFor(deps);
-    const decisions = await Promise.all(POLICIES.map((p) => limiter.peek(p, client)));
+    // this request's own decision where it has one (read), so the body agrees with the headers
+    const decisions = await Promise.all(POLICIES.map((p) => decisionOf(c, p) ?? limiter.peek(p, client)));
     const limits = Object.fromEntries(decisions.map((d) => [d.policy, {
       limit: d.limit,
       windowSeconds: d.windowSeconds,

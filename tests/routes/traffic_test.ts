@@ -9,6 +9,7 @@ import { createLogger } from "../../lib/log.ts";
 import { reserveTokens } from "../../lib/quota.ts";
 import { type CircuitState, Shedder, useShedder } from "../../lib/shedding.ts";
 import { CONTENT_SECURITY_POLICY } from "../../routes/middleware.ts";
+import { createApp } from "../../routes/mod.ts";
 import { startFakeGitHub } from "../fakes/github.ts";
 import { postJson, startTestApp, type TestApp, waitFor, waitForJob } from "../helpers.ts";
 import { SAMPLE_REPO, uploadRepo } from "../model_fixtures.ts";
@@ -554,6 +555,34 @@ Deno.test("traffic: security headers on every response; CORS only for configured
       );
       assert.equal(res.headers.get("access-control-allow-origin"), null);
     });
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("traffic: a read run while its admission commits is dropped cleanly when another instance used the limit", async () => {
+  const app = await startTestApp({ env: { RATE_LIMITS: "read=2/1m" }, startWorker: false });
+  try {
+    // a second instance on the same KV: its own limiter, which has never seen this client
+    const other = { ...app.deps };
+    const second = createApp(other);
+    const info = { remoteAddr: { hostname: "192.0.2.70", port: 1, transport: "tcp" } };
+    const { job } = (await app.deps.jobs.create({ type: "ingest", subject: {}, payload: {} }))!;
+    for (let i = 0; i < 2; i++) {
+      assert.equal((await status(app.fetch(`/api/jobs/${job.id}`, {}, "192.0.2.70"))).status, 200);
+    }
+    // the SSE route: the handler opens a stream before the refusal is known
+    const res = await second.fetch(new Request(`http://local/api/jobs/${job.id}/events`), info);
+    assert.equal(res.status, 429);
+    assert.match(res.headers.get("content-type")!, /^application\/json/);
+    const text = await res.text();
+    assert.equal(JSON.parse(text).error.code, "rate_limited");
+    assert.equal(res.headers.get("cache-control"), null, "no header of the dropped answer");
+    assert.equal(streamCapsFor(other).open, 0, "the dropped stream was closed");
+    // now this instance knows the client is at its limit: refused without running the handler
+    const again = await second.fetch(new Request(`http://local/api/jobs/${job.id}`), info);
+    assert.equal(again.status, 429);
+    await again.body?.cancel();
   } finally {
     await app.close();
   }
