@@ -90,3 +90,64 @@ Deno.test("rateLimitHeaders follows the IETF ratelimit-headers draft", () => {
   });
   assert.deepEqual(h, { "RateLimit-Policy": '"read";q=120;w=60', "RateLimit": '"read";r=7;t=42' });
 });
+
+Deno.test("RateLimiter: two instances on one KV, many clients at once — each client gets exactly its limit", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const clock = new FakeClock(Date.UTC(2026, 10, 22, 12, 0, 0));
+  const policies = parseRateLimits("read=7/1m");
+  // small batches so one commit holds several clients' counters and conflicts force the split path
+  const instances = [new RateLimiter(kv, clock, policies, 5), new RateLimiter(kv, clock, policies, 5)];
+  try {
+    const clients = Array.from({ length: 40 }, (_, i) => client(`c${i}`));
+    // each instance counts one request per client, so each holds a stale versionstamp for all of them
+    for (const limiter of instances) await Promise.all(clients.map((c) => limiter.hit("read", c)));
+    const decisions = await Promise.all(
+      Array.from({ length: 40 * 25 }, (_, i) => instances[i % 2].hit("read", clients[(i * 7) % 40])),
+    );
+    const allowed = new Map<number, number>();
+    decisions.forEach((d, i) => {
+      if (d.allowed) allowed.set((i * 7) % 40, (allowed.get((i * 7) % 40) ?? 0) + 1);
+    });
+    assert.deepEqual([...new Set(allowed.values())], [5], "7, less the 2 counted while warming up");
+    assert.equal(allowed.size, 40);
+    for (const c of clients) assert.equal((await instances[0].peek("read", c)).remaining, 0);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("RateLimiter: a batch that keeps conflicting is split per counter and stays exact", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let failures = 0;
+  // a KV whose multi-counter commits fail their checks twice, as if another instance kept writing
+  const flaky = new Proxy(kv, {
+    get(target, prop) {
+      if (prop !== "atomic") return Reflect.get(target, prop).bind(target);
+      return () => {
+        const atomic = target.atomic();
+        let sets = 0;
+        const origSet = atomic.set.bind(atomic);
+        atomic.set = (...args: Parameters<typeof atomic.set>) => (sets++, origSet(...args));
+        const origCommit = atomic.commit.bind(atomic);
+        atomic.commit = () => {
+          if (sets > 1 && failures < 2) {
+            failures++;
+            return Promise.resolve({ ok: false } as Deno.KvCommitError);
+          }
+          return origCommit();
+        };
+        return atomic;
+      };
+    },
+  });
+  const limiter = new RateLimiter(flaky, new FakeClock(), parseRateLimits("read=3/1m"));
+  try {
+    const decisions = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => limiter.hit("read", client(`k${i % 6}`))),
+    );
+    assert.equal(failures, 2);
+    assert.equal(decisions.filter((d) => d.allowed).length, 6 * 3);
+  } finally {
+    kv.close();
+  }
+});
