@@ -85,6 +85,9 @@ export function ingestUpload(
       }
     });
     busboy.on("file", (name, file, info) => {
+      // A part is destroyed with busboy's error when the form breaks off ("Unexpected end of
+      // form"); a skipped part has no other listener, and an unheard stream error kills the process.
+      file.on("error", () => {});
       if (name !== "file" || started) {
         file.resume();
         return;
