@@ -82,7 +82,8 @@ function validated(owner: string, name: string, treePath: string[]): GitHubTarge
  * starts with a multi-segment ref (`tree/feature/x/src` with ref `feature/x`) keeps only the rest. */
 export function withExplicitRef(target: GitHubTarget, ref: string | undefined): GitHubTarget {
   if (!ref) return target;
-  if (!SAFE_SEGMENT.test(ref) || ref.split("/").some((s) => s === ".." || s === "")) {
+  // isWellFormed: a lone surrogate (valid in JSON) cannot be URL-encoded for the GitHub API
+  if (!ref.isWellFormed() || !SAFE_SEGMENT.test(ref) || ref.split("/").some((s) => s === ".." || s === "")) {
     throw new BadRequestError("invalid_url", "That ref is not a valid branch, tag or commit name.");
   }
   const path = [target.ref, target.subpath].filter(Boolean).join("/");
