@@ -32,7 +32,10 @@ const TRAFFIC_OFF = {
 };
 
 /** Starts `deno run main.ts` with `env` on a free port and waits until /health answers. */
-export async function startAppProcess(env: Record<string, string>, options: { kvPath?: string; port?: number } = {}): Promise<AppProcess> {
+export async function startAppProcess(
+  env: Record<string, string>,
+  options: { kvPath?: string; port?: number } = {},
+): Promise<AppProcess> {
   const kvPath = options.kvPath ?? `${await Deno.makeTempDir({ prefix: "repolm-" })}/repolm.kv`;
   const port = options.port ?? freePort();
   const root = new URL("../", import.meta.url).pathname;
