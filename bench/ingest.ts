@@ -1,0 +1,242 @@
+/**
+ * `deno task bench ingest [--only typescript|synthetic] [--package typescript@5] [--files 20000]
+ *   [--bytes-per-file 5000] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3]`
+ *
+ * Ingest throughput and memory. The fake GitHub serves (a) the npm tarball of `typescript@5` (a
+ * large real archive, fetched with `npm pack`; TypeScript 7's package is a small launcher) and (b)
+ * a synthetic repository of 20,000 files × 5,000 bytes (100 MB), both from files on disk.
+ * `--max-file-bytes` sets the app's MAX_FILE_BYTES (default 1 MB: larger files are skipped);
+ * `--v8-flags` starts the app with DENO_V8_FLAGS (e.g. `--max-old-space-size=256`). For each, a fresh app process on a fresh KV file
+ * ingests it through `POST /api/repos` and the job's SSE stream; the bench prints MB/s, files/s,
+ * the app's peak RSS (VmHWM) and CPU, and the time `tar -xzf` takes for the same archive.
+ * Targets (issue 2): peak RSS < 200 MB at any size; throughput ≥ 1/4 of `tar -xzf`.
+ */
+import { parseArgs } from "node:util";
+import { createTarDecoder } from "modern-tar";
+import { syntheticRepoStream } from "../tests/fakes/archives.ts";
+import { startFakeGitHub } from "../tests/fakes/github.ts";
+import { type AppProcess, startAppProcess } from "./app_process.ts";
+
+interface Archive {
+  name: string;
+  path: string;
+  compressedBytes: number;
+  files: number;
+  bytes: number;
+}
+
+interface Result {
+  seconds: number;
+  peakMb: number;
+  idleMb: number;
+  cpuSeconds: number;
+  stored: number;
+  skipped: number;
+}
+
+const MB = 1024 * 1024;
+
+const basename = (path: string) => path.slice(path.lastIndexOf("/") + 1);
+
+/** `npm pack <spec>` into `dir`; returns the tarball's path. */
+async function npmPack(spec: string, dir: string): Promise<string> {
+  const out = await new Deno.Command("npm", {
+    args: ["pack", spec, "--silent"],
+    cwd: dir,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`npm pack ${spec} failed`);
+  const name = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
+  return `${dir}/${name}`;
+}
+
+async function writeSynthetic(dir: string, files: number, bytesPerFile: number): Promise<string> {
+  const path = `${dir}/synthetic.tar.gz`;
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  await syntheticRepoStream({ files, bytesPerFile, prefix: "bench-synthetic-0000000" }).pipeTo(file.writable);
+  return path;
+}
+
+/** Counts the regular files and their bytes in a tar.gz, streamed. */
+async function describe(name: string, path: string): Promise<Archive> {
+  const compressedBytes = (await Deno.stat(path)).size;
+  let files = 0;
+  let bytes = 0;
+  const entries = (await Deno.open(path)).readable
+    .pipeThrough(new DecompressionStream("gzip"))
+    .pipeThrough(createTarDecoder());
+  for await (const entry of entries) {
+    if ((entry.header.type ?? "file") === "file") {
+      files++;
+      bytes += entry.header.size;
+    }
+    await entry.body.cancel();
+  }
+  return { name, path, compressedBytes, files, bytes };
+}
+
+/** Wall and CPU seconds `tar -xzf` takes to unpack the archive into a fresh directory. */
+async function timeTar(path: string, dir: string): Promise<{ seconds: number; cpuSeconds: number }> {
+  const target = await Deno.makeTempDir({ dir, prefix: "tar-" });
+  const t0 = performance.now();
+  // `time` from bash reports the child's user + sys CPU; TIMEFORMAT keeps it to one number.
+  const out = await new Deno.Command("bash", {
+    args: ["-c", 'TIMEFORMAT="%U %S"; time tar -xzf "$0" -C "$1"', path, target],
+    stderr: "piped",
+  }).output();
+  const seconds = (performance.now() - t0) / 1000;
+  await Deno.remove(target, { recursive: true });
+  if (!out.success) throw new Error(`tar -xzf ${path} failed: ${new TextDecoder().decode(out.stderr)}`);
+  const [user, sys] = new TextDecoder().decode(out.stderr).trim().split(/\s+/).slice(-2).map(Number);
+  return { seconds, cpuSeconds: user + sys };
+}
+
+/** Reads a job's SSE stream until it ends; returns the last event's name and data. */
+async function waitForJob(app: AppProcess, jobId: string): Promise<{ event: string; data: unknown }> {
+  const res = await fetch(`${app.url}/api/jobs/${jobId}/events`);
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of res.body!) {
+    text += decoder.decode(chunk, { stream: true });
+    const blocks = text.split("\n\n");
+    text = blocks.pop()!;
+    for (const block of blocks) {
+      const event = /^event: (.+)$/m.exec(block)?.[1];
+      const data = /^data: (.+)$/m.exec(block)?.[1];
+      if (event === "done" || event === "error") {
+        await res.body!.cancel().catch(() => {});
+        return { event, data: data ? JSON.parse(data) : null };
+      }
+    }
+  }
+  throw new Error("the job's event stream ended without done or error");
+}
+
+async function ingestOnce(archive: Archive, env: Record<string, string>, dir: string): Promise<Result> {
+  const kvDir = await Deno.makeTempDir({ dir, prefix: "kv-" });
+  const app = await startAppProcess(env, { kvPath: `${kvDir}/repolm.kv` });
+  try {
+    const idleMb = (await app.memory()).rssMb;
+    const cpu0 = await app.cpuSeconds();
+    const t0 = performance.now();
+    const res = await fetch(`${app.url}/api/repos`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ url: `bench/${archive.name}` }),
+    });
+    const started = await res.json();
+    if (res.status !== 202) {
+      throw new Error(`POST /api/repos answered ${res.status}: ${JSON.stringify(started)}`);
+    }
+    const end = await waitForJob(app, started.job.id);
+    const seconds = (performance.now() - t0) / 1000;
+    if (end.event !== "done") throw new Error(`the ingest failed: ${JSON.stringify(end.data)}`);
+    const cpuSeconds = (await app.cpuSeconds()) - cpu0;
+    const { peakMb } = await app.memory();
+    const repo = await (await fetch(`${app.url}/api/repos/${started.repo.id}`)).json();
+    return {
+      seconds,
+      peakMb,
+      idleMb,
+      cpuSeconds,
+      stored: repo.stats.files,
+      skipped: repo.stats.skipped,
+    };
+  } finally {
+    await app.stop();
+    await Deno.remove(kvDir, { recursive: true }).catch(() => {});
+  }
+}
+
+function runLine(archive: Archive, r: Result, tar: { seconds: number; cpuSeconds: number }): string {
+  return `  run: ingest ${r.seconds.toFixed(2)} s (${(archive.bytes / MB / r.seconds).toFixed(1)} MB/s, ` +
+    `${(archive.files / r.seconds).toFixed(0)} files/s), app CPU ${r.cpuSeconds.toFixed(1)} s, ` +
+    `peak RSS ${r.peakMb.toFixed(0)} MB (idle ${r.idleMb.toFixed(0)}); ` +
+    `tar -xzf ${tar.seconds.toFixed(2)} s (CPU ${
+      tar.cpuSeconds.toFixed(2)
+    } s); ${r.stored} stored, ${r.skipped} skipped`;
+}
+
+/** The summary over runs: best wall times of each (the machine may be shared), worst peak RSS. */
+function summary(
+  archive: Archive,
+  results: Result[],
+  tars: { seconds: number; cpuSeconds: number }[],
+): string {
+  const best = Math.min(...results.map((r) => r.seconds));
+  const bestTar = Math.min(...tars.map((t) => t.seconds));
+  const cpu = Math.min(...results.map((r) => r.cpuSeconds));
+  const tarCpu = Math.min(...tars.map((t) => t.cpuSeconds));
+  const peak = Math.max(...results.map((r) => r.peakMb));
+  const ratio = bestTar / best;
+  return [
+    `  best of ${results.length}: ingest ${best.toFixed(2)} s = ${
+      (archive.bytes / MB / best).toFixed(1)
+    } MB/s, ` +
+    `${(archive.files / best).toFixed(0)} files/s; tar -xzf ${bestTar.toFixed(2)} s`,
+    `  throughput vs tar -xzf: ${ratio.toFixed(2)} by wall time, ${(tarCpu / cpu).toFixed(2)} by CPU time ` +
+    `(target ≥ 0.25: ${ratio >= 0.25 ? "met" : "MISSED"})`,
+    `  peak RSS ${peak.toFixed(0)} MB (target < 200 MB: ${peak < 200 ? "met" : "MISSED"})`,
+  ].join("\n");
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      only: { type: "string" },
+      package: { type: "string", default: "typescript@5" },
+      "max-file-bytes": { type: "string" },
+      "v8-flags": { type: "string" },
+      files: { type: "string", default: "20000" },
+      "bytes-per-file": { type: "string", default: "5000" },
+      runs: { type: "string", default: "3" },
+    },
+  });
+  const runs = Math.max(1, Number(values.runs));
+  const dir = await Deno.makeTempDir({ prefix: "repolm-bench-ingest-" });
+  const github = await startFakeGitHub();
+  try {
+    const archives: Archive[] = [];
+    if (!values.only || values.only === "typescript") {
+      archives.push(await describe("typescript", await npmPack(values.package, dir)));
+    }
+    if (!values.only || values.only === "synthetic") {
+      const path = await writeSynthetic(dir, Number(values.files), Number(values["bytes-per-file"]));
+      archives.push(await describe("synthetic", path));
+    }
+    for (const a of archives) {
+      github.addRepo({ owner: "bench", name: a.name, archive: () => Deno.openSync(a.path).readable });
+    }
+    const env = {
+      GITHUB_API_URL: github.apiUrl,
+      GITHUB_CODELOAD_URL: github.codeloadUrl,
+      RATE_LIMITS: "read=100000/1m,ingest=1000/1m,generate=1000/1m,chat=1000/1m",
+      LOG_LEVEL: "warn",
+      ...(values["max-file-bytes"] ? { MAX_FILE_BYTES: values["max-file-bytes"] } : {}),
+      ...(values["v8-flags"] ? { DENO_V8_FLAGS: values["v8-flags"] } : {}),
+    };
+    console.log(`ingest benchmark (${navigator.hardwareConcurrency} CPUs, Deno ${Deno.version.deno})`);
+    for (const archive of archives) {
+      const label = archive.name === "typescript" ? `typescript (${basename(archive.path)})` : archive.name;
+      console.log(
+        `${label}: ${archive.files} files, ${(archive.bytes / MB).toFixed(1)} MB uncompressed, ` +
+          `${(archive.compressedBytes / MB).toFixed(1)} MB compressed`,
+      );
+      const results: Result[] = [];
+      const tars: { seconds: number; cpuSeconds: number }[] = [];
+      for (let run = 0; run < runs; run++) {
+        results.push(await ingestOnce(archive, env, dir));
+        tars.push(await timeTar(archive.path, dir));
+        console.log(runLine(archive, results.at(-1)!, tars.at(-1)!));
+      }
+      console.log(summary(archive, results, tars));
+    }
+  } finally {
+    await github.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) await main(Deno.args);
