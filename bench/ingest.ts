@@ -1,12 +1,14 @@
 /**
  * `deno task bench ingest [--only typescript|synthetic] [--package typescript@5] [--files 20000]
- *   [--bytes-per-file 5000] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3]`
+ *   [--bytes-per-file 5000] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3] [--dir DIR]`
  *
  * Ingest throughput and memory. The fake GitHub serves (a) the npm tarball of `typescript@5` (a
  * large real archive, fetched with `npm pack`; TypeScript 7's package is a small launcher) and (b)
  * a synthetic repository of 20,000 files × 5,000 bytes (100 MB), both from files on disk.
  * `--max-file-bytes` sets the app's MAX_FILE_BYTES (default 1 MB: larger files are skipped);
- * `--v8-flags` starts the app with DENO_V8_FLAGS (e.g. `--max-old-space-size=256`). For each, a fresh app process on a fresh KV file
+ * `--v8-flags` starts the app with DENO_V8_FLAGS (e.g. `--max-old-space-size=256`); `--dir` is
+ * where the archives, the app's KV file and tar's output go (e.g. /dev/shm, to keep a busy disk
+ * out of both measurements). For each, a fresh app process on a fresh KV file
  * ingests it through `POST /api/repos` and the job's SSE stream; the bench prints MB/s, files/s,
  * the app's peak RSS (VmHWM) and CPU, and the time `tar -xzf` takes for the same archive.
  * Targets (issue 2): peak RSS < 200 MB at any size; throughput ≥ 1/4 of `tar -xzf`.
@@ -192,10 +194,11 @@ export async function main(args: string[]): Promise<void> {
       files: { type: "string", default: "20000" },
       "bytes-per-file": { type: "string", default: "5000" },
       runs: { type: "string", default: "3" },
+      dir: { type: "string" },
     },
   });
   const runs = Math.max(1, Number(values.runs));
-  const dir = await Deno.makeTempDir({ prefix: "repolm-bench-ingest-" });
+  const dir = await Deno.makeTempDir({ prefix: "repolm-bench-ingest-", dir: values.dir });
   const github = await startFakeGitHub();
   try {
     const archives: Archive[] = [];
