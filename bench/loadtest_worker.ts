@@ -43,6 +43,8 @@ export interface WorkerPlan {
   apiKey?: string;
   timeoutMs: number;
   targets: Targets;
+  /** Plain GETs over one raw keep-alive HTTP/1.1 connection per user (cheaper than fetch). */
+  rawGets: boolean;
 }
 
 export interface WorkerReport {
@@ -119,6 +121,18 @@ interface User {
 
 async function timedFetch(user: User, name: string, path: string, init: RequestInit, plan: WorkerPlan) {
   const t0 = performance.now();
+  if (!init.method && plan.rawGets) {
+    const deadline = Math.min(Date.now() + plan.timeoutMs, plan.hardEndAt);
+    try {
+      const res = await rawGet(user, path, deadline);
+      record(name, res.status, res.retryAfter, res.body, performance.now() - t0);
+      return res;
+    } catch (e) {
+      const message = (e as Error).message ?? String(e);
+      fail(name, message === "timeout" ? "timeout" : `network: ${message.slice(0, 60)}`);
+      return null;
+    }
+  }
   try {
     const res = await fetch(user.base + path, {
       ...init,
@@ -215,9 +229,103 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 const CRLF = encoder.encode("\r\n");
 const HEADER_END = encoder.encode("\r\n\r\n");
 
+interface RawResponse {
+  status: number;
+  retryAfter: string | null;
+  /** The body arrived whole (or the reader chose to stop). */
+  complete: boolean;
+  /** The server will close the connection (or already did). */
+  closes: boolean;
+}
+
 /**
- * A GET stream over raw HTTP/1.1. Resolves with the HTTP status, the stream's state and, for a
- * non-200 answer, its body; ends on `done`/`error`, the connection closing, or the hard deadline.
+ * Reads one HTTP/1.1 response from `conn`: headers, then a body framed by Content-Length,
+ * chunked transfer coding or the connection's end, handing body bytes to `onData`; `stop()`
+ * returning true ends the read early (a stream that got its last event).
+ */
+async function readResponse(
+  conn: Deno.TcpConn,
+  onData: (bytes: Uint8Array, status: number) => void,
+  stop: () => boolean = () => false,
+): Promise<RawResponse> {
+  let buf: Uint8Array = new Uint8Array(0);
+  let status = 0;
+  let retryAfter: string | null = null;
+  let headersDone = false;
+  let mode: "length" | "chunked" | "close" = "close";
+  let left = 0; // Content-Length bytes still to come
+  let closes = false;
+  let expect: "size" | "data" | "crlf" | "trailer" = "size";
+  let chunkLeft = 0;
+  const readBuf = new Uint8Array(16 * 1024);
+  while (true) {
+    if (headersDone) {
+      if (mode === "length") {
+        const take = Math.min(left, buf.length);
+        if (take) onData(buf.subarray(0, take), status);
+        left -= take;
+        buf = buf.slice(take);
+        if (left === 0) return { status, retryAfter, complete: true, closes };
+      } else if (mode === "close") {
+        if (buf.length) onData(buf, status);
+        buf = new Uint8Array(0);
+      } else {
+        while (buf.length) {
+          if (expect === "size") {
+            const eol = indexOfBytes(buf, CRLF);
+            if (eol === -1) break;
+            chunkLeft = parseInt(new TextDecoder().decode(buf.subarray(0, eol)), 16);
+            buf = buf.slice(eol + 2);
+            expect = chunkLeft === 0 ? "trailer" : "data";
+          } else if (expect === "data") {
+            const take = Math.min(chunkLeft, buf.length);
+            onData(buf.subarray(0, take), status);
+            chunkLeft -= take;
+            buf = buf.slice(take);
+            if (chunkLeft === 0) expect = "crlf";
+          } else {
+            // the CRLF after a chunk's data, or the empty line that ends the trailer section
+            if (buf.length < 2) break;
+            buf = buf.slice(2);
+            if (expect === "trailer") return { status, retryAfter, complete: true, closes };
+            expect = "size";
+          }
+        }
+      }
+      if (stop()) return { status, retryAfter, complete: true, closes: true };
+    }
+    const n = await conn.read(readBuf);
+    if (n === null) return { status, retryAfter, complete: headersDone && mode === "close", closes: true };
+    buf = concat(buf, readBuf.slice(0, n));
+    if (!headersDone) {
+      const end = indexOfBytes(buf, HEADER_END);
+      if (end === -1) continue;
+      const head = new TextDecoder().decode(buf.subarray(0, end));
+      buf = buf.slice(end + 4);
+      headersDone = true;
+      status = Number(head.slice(9, 12));
+      retryAfter = /\r\nretry-after:\s*(\S+)/i.exec(head)?.[1] ?? null;
+      closes = /\r\nconnection:\s*close/i.test(head);
+      const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+      if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) mode = "chunked";
+      else if (length) {
+        mode = "length";
+        left = Number(length[1]);
+      } else mode = "close";
+    }
+  }
+}
+
+function requestHead(user: User, url: URL, path: string, extra: string): Uint8Array {
+  let head = `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\n${extra}`;
+  for (const [k, v] of Object.entries(user.headers)) head += `${k}: ${v}\r\n`;
+  return encoder.encode(head + "\r\n");
+}
+
+/**
+ * A GET stream over raw HTTP/1.1 (its own connection, closed after). Resolves with the HTTP
+ * status, the stream's state and, for a non-200 answer, its body; ends on `done`/`error`, the
+ * connection closing, or the hard deadline.
  */
 async function rawStream(user: User, path: string, hardEndAt: number) {
   const url = new URL(user.base);
@@ -234,8 +342,6 @@ async function rawStream(user: User, path: string, hardEndAt: number) {
       error: `connect: ${(e as Error).message.slice(0, 60)}`,
     };
   }
-  let extra = "";
-  for (const [k, v] of Object.entries(user.headers)) extra += `${k}: ${v}\r\n`;
   const timer = setTimeout(() => {
     try {
       conn.close();
@@ -245,60 +351,17 @@ async function rawStream(user: User, path: string, hardEndAt: number) {
   let retryAfter: string | null = null;
   let body = "";
   let error: string | undefined;
+  const decoder = new TextDecoder();
+  let pending = "";
   try {
-    await conn.write(encoder.encode(
-      `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n${extra}Connection: close\r\n\r\n`,
-    ));
-    let buf: Uint8Array = new Uint8Array(0);
-    let headersDone = false;
-    let chunked = false;
-    let expect: "size" | "data" | "crlf" | "end" = "size";
-    let chunkLeft = 0;
-    const decoder = new TextDecoder();
-    let pending = "";
-    const readBuf = new Uint8Array(8 * 1024);
-    while (!state.end && expect !== "end") {
-      const n = await conn.read(readBuf).catch(() => null);
-      if (n === null) break;
-      buf = concat(buf, readBuf.slice(0, n));
-      if (!headersDone) {
-        const end = indexOfBytes(buf, HEADER_END);
-        if (end === -1) continue;
-        const head = new TextDecoder().decode(buf.subarray(0, end));
-        buf = buf.slice(end + 4);
-        headersDone = true;
-        status = Number(head.slice(9, 12));
-        retryAfter = /\r\nretry-after:\s*(\S+)/i.exec(head)?.[1] ?? null;
-        chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head);
-      }
-      if (status !== 200 || !chunked) {
-        const text = decoder.decode(buf, { stream: true });
-        buf = new Uint8Array(0);
-        if (status === 200) pending = feedSse(state, pending + text);
-        else body += text;
-        continue;
-      }
-      // chunked transfer coding: size line, data, CRLF … until a zero-size chunk
-      while (buf.length && expect !== "end") {
-        if (expect === "size") {
-          const eol = indexOfBytes(buf, CRLF);
-          if (eol === -1) break;
-          chunkLeft = parseInt(new TextDecoder().decode(buf.subarray(0, eol)), 16);
-          buf = buf.slice(eol + 2);
-          expect = chunkLeft === 0 ? "end" : "data";
-        } else if (expect === "data") {
-          const take = Math.min(chunkLeft, buf.length);
-          pending = feedSse(state, pending + decoder.decode(buf.subarray(0, take), { stream: true }));
-          chunkLeft -= take;
-          buf = buf.slice(take);
-          if (chunkLeft === 0) expect = "crlf";
-        } else {
-          if (buf.length < 2) break;
-          buf = buf.slice(2);
-          expect = "size";
-        }
-      }
-    }
+    await conn.write(requestHead(user, url, path, "Accept: text/event-stream\r\nConnection: close\r\n"));
+    const res = await readResponse(conn, (bytes, s) => {
+      const text = decoder.decode(bytes, { stream: true });
+      if (s === 200) pending = feedSse(state, pending + text);
+      else body += text;
+    }, () => state.end !== undefined);
+    status = res.status;
+    retryAfter = res.retryAfter;
   } catch (e) {
     error = `read: ${(e as Error).message.slice(0, 60)}`;
   } finally {
@@ -308,6 +371,72 @@ async function rawStream(user: User, path: string, hardEndAt: number) {
     } catch { /* closed */ }
   }
   return { status, state, body, retryAfter, error };
+}
+
+/** One keep-alive connection per user for plain GETs, as a browser keeps one. */
+const connections = new Map<number, Deno.TcpConn>();
+
+function dropConnection(user: User) {
+  try {
+    connections.get(user.index)?.close();
+  } catch { /* closed */ }
+  connections.delete(user.index);
+}
+
+/**
+ * A plain GET over the user's keep-alive connection. A connection the server closed while idle is
+ * replaced and the request sent again (only when no byte of an answer came back: GETs are safe).
+ */
+async function rawGet(
+  user: User,
+  path: string,
+  deadline: number,
+): Promise<{ status: number; retryAfter: string | null; body: string }> {
+  const url = new URL(user.base);
+  for (let attempt = 0;; attempt++) {
+    let conn = connections.get(user.index);
+    const reused = conn !== undefined;
+    if (!conn) {
+      conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port || 80) });
+      connections.set(user.index, conn);
+    }
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      dropConnection(user);
+    }, Math.max(1, deadline - Date.now()));
+    const chunks: Uint8Array[] = [];
+    try {
+      await conn.write(requestHead(user, url, path, ""));
+      const res = await readResponse(conn, (bytes) => chunks.push(bytes.slice()));
+      if (res.status === 0 && reused && attempt === 0 && !timedOut) {
+        dropConnection(user); // closed while idle: a new connection, the same request
+        continue;
+      }
+      if (res.closes || !res.complete) dropConnection(user);
+      if (!res.complete) throw new Error(timedOut ? "timeout" : "connection closed mid-answer");
+      const body = new TextDecoder().decode(concatAll(chunks));
+      return { status: res.status, retryAfter: res.retryAfter, body };
+    } catch (e) {
+      dropConnection(user);
+      if (timedOut) throw new Error("timeout");
+      if (reused && attempt === 0 && chunks.length === 0) continue;
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function concatAll(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
 }
 
 /** Records a stream's outcome: ok with latency and first-event time, intended, or a failure. */
@@ -490,5 +619,6 @@ self.onmessage = async (e: MessageEvent<{ op: "run"; plan: WorkerPlan }>) => {
   await Promise.all(
     users.map((u) => runUser(u, plan).catch((err) => fail(`user ${u.role}`, `crash: ${err}`))),
   );
+  for (const u of users) dropConnection(u);
   self.postMessage({ samples, texts, unfinished } satisfies WorkerReport);
 };
