@@ -6,7 +6,7 @@
  */
 import type { Config } from "./config.ts";
 import { LimitError } from "./errors.ts";
-import { metrics } from "./metrics.ts";
+import { metrics, timedKv } from "./metrics.ts";
 
 export type CircuitState = "closed" | "open" | "half_open";
 
@@ -33,6 +33,10 @@ export type ShedThresholds = Pick<
 
 /** The state /health shows: one entry per refused kind, with the reasons. */
 export interface ShedState {
+  /** The signals as read (at most `cacheMs` old): /health and /metrics show these too. */
+  queue: { depth: number; oldestAgeSeconds: number };
+  circuit: CircuitState;
+  loopDelayMs: number;
   reasons: string[];
   shedding: { kind: OptionalKind; reason: string }[];
   retryAfterSeconds: number;
@@ -80,6 +84,9 @@ export class Shedder {
     if (t.shedOnCircuit && circuit === "open") reasons.push("model circuit open");
     const reason = reasons.join("; ");
     return {
+      queue,
+      circuit,
+      loopDelayMs: loopDelay,
       reasons,
       shedding: reasons.length ? OPTIONAL_KINDS.map((kind) => ({ kind, reason })) : [],
       retryAfterSeconds: RETRY_AFTER_SECONDS,
@@ -151,7 +158,7 @@ export function shedderFor(deps: ShedDeps): Shedder {
   let shedder = shedders.get(deps);
   if (!shedder) {
     shedder = new Shedder({
-      queue: () => deps.jobs.queueStats(),
+      queue: () => timedKv("queue_stats", () => deps.jobs.queueStats()),
       loopDelayMs: () => loopDelay.delayMs(),
       circuit: () => deps.models?.circuit.state() ?? Promise.resolve("closed"),
     }, deps.config.traffic);

@@ -10,20 +10,15 @@ const CIRCUIT_STATES = ["closed", "open", "half_open"] as const;
 
 /** Sets the gauges that are read at scrape time, then renders the registry. */
 export async function collectMetrics(deps: AppDeps): Promise<string> {
-  const [queue, circuit, shed] = await Promise.all([
-    timedKv("queue_stats", () => deps.jobs.queueStats()).catch(() => null),
-    deps.models.circuit.state().catch(() => null),
+  // queue and circuit as the shedder last read them (at most 1 s old): a scrape scans nothing
+  const [shed] = await Promise.all([
     shedderFor(deps).state().catch(() => null),
     timedKv("probe", () => deps.kv.get(["health"])).catch(() => null),
   ]);
-  if (queue) {
-    metrics.queueDepth.set({}, queue.depth);
-    metrics.queueOldestAge.set({}, queue.oldestAgeSeconds);
-  }
-  if (circuit) {
-    for (const s of CIRCUIT_STATES) {
-      metrics.circuitState.set({ state: s }, s === circuit ? 1 : 0);
-    }
+  if (shed) {
+    metrics.queueDepth.set({}, shed.queue.depth);
+    metrics.queueOldestAge.set({}, shed.queue.oldestAgeSeconds);
+    for (const s of CIRCUIT_STATES) metrics.circuitState.set({ state: s }, s === shed.circuit ? 1 : 0);
   }
   if (shed) {
     for (const kind of OPTIONAL_KINDS) {

@@ -291,10 +291,13 @@ export function isStreamRoute(method: string, path: string): boolean {
 }
 
 /**
- * Everything traffic control does for an /api request, chosen by route group: the rate limit,
- * then the ingest cap (repo POSTs), the stream cap (SSE routes) and load shedding (optional kinds).
+ * Everything traffic control does for an /api request, in one middleware: CORS (when origins are
+ * configured), who is asking (401 for a bad key), then by route group the rate limit, the ingest
+ * cap (repo POSTs), the stream cap (SSE routes) and load shedding (optional kinds).
  */
 export function trafficControl(deps: AppDeps): MiddlewareHandler {
+  const corsMw = deps.config.corsOrigins.length ? corsForApi(deps) : null;
+  const identify = identifyClient(deps);
   const limits = {
     read: rateLimit(deps, "read"),
     ingest: rateLimit(deps, "ingest"),
@@ -307,14 +310,19 @@ export function trafficControl(deps: AppDeps): MiddlewareHandler {
   return async (c, next) => {
     const { method, path } = c.req;
     const chain: MiddlewareHandler[] = [];
+    if (corsMw) chain.push(corsMw);
     const group = routeGroup(method, path);
+    // a rate limit identifies the client first thing; other requests are identified here
     if (group) chain.push(limits[group]);
+    else if (method !== "OPTIONS") chain.push(identify);
     if (group === "ingest") chain.push(ingests);
     if (isStreamRoute(method, path)) chain.push(streams);
     if (group === "generate" || AUDIO_GET.test(path)) chain.push(shed);
     const run = async (i: number): Promise<void> => {
       if (i === chain.length) return await next();
-      await chain[i](c, () => run(i + 1));
+      // a middleware may answer by returning a response (the CORS preflight does)
+      const answer = await chain[i](c, () => run(i + 1));
+      if (answer instanceof Response) c.res = answer;
     };
     await run(0);
   };

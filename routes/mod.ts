@@ -10,7 +10,7 @@ import { adminRoutes } from "./admin.ts";
 import { healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { metricsRoutes } from "./metrics.ts";
-import { corsForApi, edge, identifyClient, trafficControl } from "./middleware.ts";
+import { edge, trafficControl } from "./middleware.ts";
 import { usageRoutes } from "./usage.ts";
 import { repoRoutes } from "./repos.ts";
 import { staticRoutes } from "./static.ts";
@@ -32,7 +32,7 @@ export function createApp(deps: AppDeps) {
   });
   // traffic control (routes/middleware.ts): headers, metrics and logs; CORS; who; limits and caps
   app.use("*", edge(deps));
-  app.use("/api/*", corsForApi(deps), identifyClient(deps), trafficControl(deps));
+  app.use("/api/*", trafficControl(deps));
 
   app.route("/health", healthRoutes(deps));
   app.route("/metrics", metricsRoutes(deps));
