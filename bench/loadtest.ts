@@ -267,6 +267,7 @@ async function runScenario(name: Scenario, opts: LoadOptions, workers: Worker[])
   if (opts.apiKey) setupHeaders["Authorization"] = `Bearer ${opts.apiKey}`;
   const client = new SetupClient(opts.urls[0], setupHeaders);
   const marker = `${name}-${Date.now()}-${xffBase}`;
+  const statsBeforeSetup = await clusterStats(opts.clusterStats);
   const targets = await setup(spec, client, marker);
   const roles = assignRoles(spec, opts.users);
   const think = opts.thinkMs ? Object.fromEntries(spec.roles.map(([r]) => [r, opts.thinkMs!])) : spec.think;
@@ -316,7 +317,11 @@ async function runScenario(name: Scenario, opts: LoadOptions, workers: Worker[])
     );
     checks.viewersUnfinished = reports.reduce((a, r) => a + r.unfinished, 0);
   }
-  if (statsBefore?.llm && statsAfter?.llm) checks.modelCalls = statsAfter.llm.chat - statsBefore.llm.chat;
+  if (statsBefore?.llm && statsAfter?.llm) {
+    checks.modelCalls = statsAfter.llm.chat - statsBefore.llm.chat;
+    // viral: setup only uploads the repo and asks for the artifact, so this is the artifact's count
+    if (statsBeforeSetup?.llm) checks.modelCallsWithSetup = statsAfter.llm.chat - statsBeforeSetup.llm.chat;
+  }
   const seconds = viral ? (finishedAt - startAt) / 1000 : opts.durationSeconds;
   let servers: unknown;
   if (statsBefore?.instances && statsAfter?.instances) {

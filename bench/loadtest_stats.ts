@@ -12,6 +12,8 @@ export interface OpSamples {
   latency: number[];
   /** Milliseconds to the first event of ok streams. */
   ttfe: number[];
+  /** Milliseconds to the response headers of ok streams. */
+  ttfb: number[];
   ok: number;
   /** Intended refusals by `STATUS code`, e.g. `429 rate_limited`. */
   intended: Record<string, number>;
@@ -22,7 +24,7 @@ export interface OpSamples {
 }
 
 export function emptySamples(): OpSamples {
-  return { latency: [], ttfe: [], ok: 0, intended: {}, failures: {}, examples: [] };
+  return { latency: [], ttfe: [], ttfb: [], ok: 0, intended: {}, failures: {}, examples: [] };
 }
 
 /** All operations of one worker (or of the whole run, once merged). */
@@ -34,6 +36,7 @@ export function mergeSamples(into: Samples, from: Samples): Samples {
     const t = into[op] ??= emptySamples();
     for (const x of s.latency) t.latency.push(x);
     for (const x of s.ttfe) t.ttfe.push(x);
+    for (const x of s.ttfb ?? []) t.ttfb.push(x);
     t.ok += s.ok;
     for (const [k, n] of Object.entries(s.intended)) t.intended[k] = (t.intended[k] ?? 0) + n;
     for (const [k, n] of Object.entries(s.failures)) t.failures[k] = (t.failures[k] ?? 0) + n;
@@ -82,6 +85,8 @@ export interface OpSummary {
   throughput: number;
   latencyMs: Distribution | null;
   ttfeMs: Distribution | null;
+  /** Streams: time to the response headers. */
+  headersMs: Distribution | null;
   intendedBy: Record<string, number>;
   failuresBy: Record<string, number>;
   examples: string[];
@@ -105,6 +110,7 @@ export function summarise(s: OpSamples, seconds: number): OpSummary {
     throughput: seconds > 0 ? round(answers / seconds, 1) : 0,
     latencyMs: distribution(s.latency),
     ttfeMs: distribution(s.ttfe),
+    headersMs: distribution(s.ttfb ?? []),
     intendedBy: s.intended,
     failuresBy: s.failures,
     examples: s.examples,
@@ -200,6 +206,7 @@ export function formatScenario(r: ScenarioResult): string {
           fmt(l?.p99).padStart(7)
         } ms` +
         (t ? `  first event p50 ${fmt(t.p50)} p99 ${fmt(t.p99)} ms` : "") +
+        (s.headersMs ? ` (headers p50 ${fmt(s.headersMs.p50)} p99 ${fmt(s.headersMs.p99)})` : "") +
         `  intended ${pct(s.intendedRate)}  failed ${pct(s.failureRate)}`,
     );
     for (const [k, n] of Object.entries(s.failuresBy)) lines.push(`      failure ${k}: ${n}`);

@@ -162,6 +162,7 @@ interface StreamState {
   errorCode?: string;
   lastSeq: number;
   seqError?: string;
+  headersAt?: number;
 }
 
 /** Feeds SSE text; returns the unparsed rest. */
@@ -247,6 +248,7 @@ async function readResponse(
   conn: Deno.TcpConn,
   onData: (bytes: Uint8Array, status: number) => void,
   stop: () => boolean = () => false,
+  onHeaders: () => void = () => {},
 ): Promise<RawResponse> {
   let buf: Uint8Array = new Uint8Array(0);
   let status = 0;
@@ -303,6 +305,7 @@ async function readResponse(
       const head = new TextDecoder().decode(buf.subarray(0, end));
       buf = buf.slice(end + 4);
       headersDone = true;
+      onHeaders();
       status = Number(head.slice(9, 12));
       retryAfter = /\r\nretry-after:\s*(\S+)/i.exec(head)?.[1] ?? null;
       closes = /\r\nconnection:\s*close/i.test(head);
@@ -355,11 +358,16 @@ async function rawStream(user: User, path: string, hardEndAt: number) {
   let pending = "";
   try {
     await conn.write(requestHead(user, url, path, "Accept: text/event-stream\r\nConnection: close\r\n"));
-    const res = await readResponse(conn, (bytes, s) => {
-      const text = decoder.decode(bytes, { stream: true });
-      if (s === 200) pending = feedSse(state, pending + text);
-      else body += text;
-    }, () => state.end !== undefined);
+    const res = await readResponse(
+      conn,
+      (bytes, s) => {
+        const text = decoder.decode(bytes, { stream: true });
+        if (s === 200) pending = feedSse(state, pending + text);
+        else body += text;
+      },
+      () => state.end !== undefined,
+      () => state.headersAt = performance.now(),
+    );
     status = res.status;
     retryAfter = res.retryAfter;
   } catch (e) {
@@ -463,6 +471,7 @@ function recordStream(
     s.ok++;
     s.latency.push(performance.now() - state.t0);
     if (state.firstEventAt !== undefined) s.ttfe.push(state.firstEventAt - state.t0);
+    if (state.headersAt !== undefined) s.ttfb.push(state.headersAt - state.t0);
     return true;
   }
   if (state.end === "error") {
@@ -509,6 +518,7 @@ async function chatOnce(user: User, plan: WorkerPlan) {
       body: JSON.stringify({ messages: [{ role: "user", content: question }] }),
       signal: AbortSignal.timeout(Math.max(1, plan.hardEndAt - Date.now())),
     });
+    state.headersAt = performance.now();
     if (res.status !== 200 || !res.body) {
       record(
         name,

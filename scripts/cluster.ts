@@ -174,7 +174,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     const rest = Array.from({ length: opts.instances - 1 }, (_, i) => start(opts.port + 1 + i));
     await Promise.all(rest.map((i) => waitHealthy(i.url, i)));
     stats = Deno.serve({ hostname: "127.0.0.1", port: opts.statsPort ?? 0, onListen() {} }, async (req) => {
-      const { pathname } = new URL(req.url);
+      const pathname = new URL(req.url).pathname.replace(/\/+/g, "/");
       if (req.method === "POST" && pathname === "/llm" && llm) {
         const body = await req.json().catch(() => ({})) as {
           fail?: FaultMode | null;
