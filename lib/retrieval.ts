@@ -20,7 +20,7 @@ export interface Hit extends Chunk {
 
 const LINES_PER_CHUNK = 40;
 const MAX_CHUNK_CHARS = 4000;
-const SHARD_TEXT_BYTES = 4 * 1024 * 1024;
+const SHARD_TEXT_BYTES = 2 * 1024 * 1024;
 
 /** Splits identifiers too: `parseGitHubUrl` is found by "parse", "github" and "url". */
 function tokenize(text: string): string[] {
