@@ -38,8 +38,12 @@ export interface IngestInput {
   repoId: string;
   gen: string;
   archive: ReadableStream<Uint8Array>;
-  /** Leading folders to drop from every path (1 for GitHub's codeload archives). */
-  stripSegments: number;
+  /**
+   * Leading folders to drop from every path: 1 for GitHub's codeload archives; "top" for uploads,
+   * which drops the archive's top folder when its first entry is one (`repo-main/`), as tar and
+   * zip tools write it, and keeps any path outside it whole.
+   */
+  stripSegments: number | "top";
   filters: FilterOptions;
   limits: IngestLimits;
   /** Carries the lease check: a worker that lost its job writes nothing. */
@@ -68,6 +72,14 @@ function decodeText(bytes: Uint8Array): string | null {
   }
 }
 
+/** For an archive whose first entry is a lone top folder, strips that folder from the paths under it. */
+function topFolderStripper(first: { path: string; kind: string }): (raw: string) => number {
+  const m = /^([^/\\]+)[/\\]?$/.exec(first.path);
+  if (first.kind !== "directory" || !m || m[1] === "." || m[1] === "..") return () => 0;
+  const prefix = `${m[1]}/`;
+  return (raw) => (raw.replaceAll("\\", "/").startsWith(prefix) ? 1 : 0);
+}
+
 /** Runs the pipeline over one archive stream. Throws invalid_archive / repo_too_large on bad input. */
 export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   const { limits, batch, repoId, gen } = input;
@@ -84,9 +96,13 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     maxEntryBytes: limits.fileBytes,
     maxDecompressedBytes: limits.decompressedBytes,
   });
+  let strip = (_raw: string) => (input.stripSegments === "top" ? 0 : input.stripSegments);
+  let first = true;
   for await (const entry of entries) {
     input.signal.throwIfAborted();
-    const checked = checkArchivePath(entry.path, input.stripSegments);
+    if (first && input.stripSegments === "top") strip = topFolderStripper(entry);
+    first = false;
+    const checked = checkArchivePath(entry.path, strip(entry.path));
     if (!checked.ok) {
       throw new PermanentJobError(
         "invalid_archive",

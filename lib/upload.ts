@@ -136,7 +136,7 @@ async function ingestStream(
       repoId: id,
       gen,
       archive,
-      stripSegments: 0,
+      stripSegments: "top",
       filters,
       limits: deps.limits,
       batch: new KvBatch(deps.kv),

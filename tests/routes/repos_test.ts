@@ -768,13 +768,13 @@ Deno.test("POST /api/repos/upload ingests .tar.gz, .tgz, .tar and .zip and serve
         const repo = await uploadReady(app, filename, bytes);
         assert.equal(repo.stats.files, DEMO.length);
         const listed = await tree(app, repo.id);
-        const prefix = filename === "demo.tgz" ? "demo-1.0/" : "";
-        assert.deepEqual(paths(listed), DEMO.map((f) => prefix + f.path).sort());
-        const file = await text(app, `/api/repos/${repo.id}/files/${prefix}src/util/strings.ts`);
+        // demo.tgz has a top folder, which is dropped: every archive lists the same paths.
+        assert.deepEqual(paths(listed), DEMO.map((f) => f.path).sort());
+        const file = await text(app, `/api/repos/${repo.id}/files/src/util/strings.ts`);
         assert.equal(file.status, 200);
         assert.equal(file.type, "text/plain; charset=utf-8");
         assert.equal(file.body, DEMO[3].content);
-        const missing = await app.json<ErrorBody>(`/api/repos/${repo.id}/files/${prefix}nope.ts`);
+        const missing = await app.json<ErrorBody>(`/api/repos/${repo.id}/files/nope.ts`);
         assert.equal(missing.status, 404);
         assert.equal(missing.body.error.code, "not_found");
       });
@@ -975,4 +975,31 @@ Deno.test("POST /api/repos from 20 simultaneous callers makes one job and one do
         assert.equal(await countKeys(app, ["job"]), 1);
       }),
   );
+});
+
+Deno.test("POST /api/repos/upload drops the archive's top folder when it starts with one", async (t) => {
+  const app = await startTestApp();
+  const entries: FixtureEntry[] = [
+    { path: "README.md", content: "# Top\n" },
+    { path: "src/main.ts", content: "export const x = 1;\n" },
+  ];
+  const paths = async (repo: Repo) =>
+    ((await (await app.fetch(`/api/repos/${repo.id}/tree`)).json()) as { files: { path: string }[] }).files
+      .map((f) => f.path).sort();
+  try {
+    await t.step("tar.gz with a top folder, as `tar czf x.tgz proj/` writes it", async () => {
+      const repo = await uploadReady(app, "proj.tar.gz", await buildTarGz(entries, { prefix: "proj-main/" }));
+      assert.deepEqual(await paths(repo), ["README.md", "src/main.ts"]);
+    });
+    await t.step("zip with a top folder, as GitHub's Download ZIP writes it", async () => {
+      const repo = await uploadReady(app, "proj.zip", buildZip(entries, { prefix: "proj-main/" }));
+      assert.deepEqual(await paths(repo), ["README.md", "src/main.ts"]);
+    });
+    await t.step("an archive of loose files keeps its paths", async () => {
+      const repo = await uploadReady(app, "loose.tar", await buildTar(entries));
+      assert.deepEqual(await paths(repo), ["README.md", "src/main.ts"]);
+    });
+  } finally {
+    await app.close();
+  }
 });
