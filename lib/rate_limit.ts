@@ -11,8 +11,9 @@
  * and the counters of up to `maxKeysPerCommit` clients in one atomic commit (a local KV commit
  * costs about the same for 1 key as for 50). The last committed value and versionstamp of each counter
  * are remembered, so the next commit checks against them without reading first (a write by
- * another process fails the check, and the counter is read again); and a counter known to be at
- * its limit refuses at once, since a window's count only grows.
+ * another process fails the check, and the counter is read again); a counter never seen is
+ * assumed absent the same way; and a counter known to be at its limit refuses at once, since a
+ * window's count only grows.
  */
 import type { Clock } from "./clock.ts";
 import type { Client } from "./client.ts";
@@ -73,6 +74,9 @@ export class RateLimiter {
   readonly #pending = new Map<string, KeyQueue>();
   readonly #known = new Map<string, Known>();
   readonly #inFlight = new Set<string>();
+  /** Recent share of guesses (unseen counter assumed absent) that the versionstamp check refuted. */
+  #guessMisses = 0;
+  #batchesSinceGuess = 0;
   #batchesInFlight = 0;
 
   constructor(
@@ -193,6 +197,15 @@ export class RateLimiter {
     }
   }
 
+  /**
+   * Whether to guess that unseen counters are absent: yes while guesses mostly hold; when they do
+   * not (instances share the same clients, so another one often wrote first) read first, but guess
+   * again now and then to notice when that changes.
+   */
+  #guessesHold(): boolean {
+    return this.#guessMisses < 0.2 || ++this.#batchesSinceGuess % 16 === 0;
+  }
+
   #remember(id: string, known: Known): void {
     this.#known.delete(id);
     this.#known.set(id, known);
@@ -222,8 +235,11 @@ export class RateLimiter {
     for (let attempt = 0;; attempt++) {
       const start = performance.now();
       let conflict = false;
+      // A counter this process has never seen usually does not exist yet (a new client, or a new
+      // window): assume so and let the versionstamp check catch the exceptions, saving a read.
+      const guessing = attempt === 0 && this.#guessesHold() && batch.some((q) => !this.#known.has(q.id));
       try {
-        await this.#readUnknown(batch);
+        if (!guessing) await this.#readUnknown(batch);
         const plan = batch.map((q) => {
           const known = this.#known.get(q.id) ?? { count: 0, versionstamp: null };
           return { q, known, admitted: Math.max(0, Math.min(q.waiting.length, q.limit - known.count)) };
@@ -239,6 +255,7 @@ export class RateLimiter {
           const result = await atomic.commit();
           if (!result.ok) conflict = true;
           else versionstamp = result.versionstamp;
+          if (guessing) this.#guessMisses = this.#guessMisses * 0.9 + (conflict ? 0.1 : 0);
         }
         if (!conflict) {
           for (const { q, known, admitted } of plan) {
