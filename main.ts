@@ -4,18 +4,11 @@
  */
 import { systemClock } from "./lib/clock.ts";
 import { configFromEnv } from "./lib/config.ts";
-import type { AppDeps } from "./lib/deps.ts";
-import { JobStore } from "./lib/jobs.ts";
 import { createLogger } from "./lib/log.ts";
-import { jobMetricsEvents } from "./lib/metrics.ts";
 import { loopDelay } from "./lib/shedding.ts";
 import { sweepExpiredRepos } from "./lib/repos.ts";
 import { sweepAbandonedUploads } from "./lib/upload.ts";
-import { createModels } from "./lib/llm/mod.ts";
-import { OfflineProvider } from "./lib/llm/offline.ts";
-import { generateHandler } from "./queues/generate.ts";
-import { ingestHandler } from "./queues/ingest.ts";
-import { Worker } from "./queues/worker.ts";
+import { createServices } from "./queues/mod.ts";
 import { createApp } from "./routes/mod.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
@@ -36,37 +29,7 @@ async function main() {
   }
   const kv = await Deno.openKv(config.kvPath);
   const clock = systemClock;
-  const jobs = new JobStore(kv, clock, {
-    maxAttempts: config.jobs.maxAttempts,
-    leaseMs: config.jobs.leaseMs,
-    ttlMs: config.jobTtlMs,
-    useQueues: config.jobs.useQueues,
-    concurrency: config.jobs.concurrency,
-  });
-  const models = createModels(config, kv, clock, new OfflineProvider());
-  const deps: AppDeps = { kv, config, clock, log, jobs, models, version: denoJson.version };
-  const worker = new Worker(
-    jobs,
-    {
-      ingest: ingestHandler({
-        kv,
-        clock,
-        github: config.github,
-        limits: config.limits,
-        repoTtlMs: config.repoTtlMs,
-        failedRepoTtlMs: config.jobTtlMs,
-      }),
-      generate: generateHandler({ kv, clock, models, log }),
-    },
-    {
-      concurrency: config.jobs.concurrency,
-      timeoutMs: config.jobs.timeoutMs,
-      leaseMs: config.jobs.leaseMs,
-      useQueues: config.jobs.useQueues,
-    },
-    log,
-    jobMetricsEvents(),
-  );
+  const { deps, worker } = createServices(config, kv, clock, log, { version: denoJson.version });
   worker.start();
   loopDelay.start();
 

@@ -1,16 +1,11 @@
 /** Test harness: an app on an in-memory KV with real workers, and small waiting helpers. */
 import type { Clock } from "../lib/clock.ts";
 import { type Config, configFromEnv } from "../lib/config.ts";
-import type { AppDeps } from "../lib/deps.ts";
-import { JobStore } from "../lib/jobs.ts";
 import { createLogger } from "../lib/log.ts";
-import { jobMetricsEvents } from "../lib/metrics.ts";
-import { createModels } from "../lib/llm/mod.ts";
-import { OfflineProvider } from "../lib/llm/offline.ts";
 import type { LlmProvider } from "../lib/llm/types.ts";
-import { generateHandler } from "../queues/generate.ts";
-import { ingestHandler } from "../queues/ingest.ts";
-import { type JobHandler, Worker } from "../queues/worker.ts";
+import type { AppDeps } from "../lib/deps.ts";
+import { createServices } from "../queues/mod.ts";
+import type { Worker } from "../queues/worker.ts";
 import { createApp } from "../routes/mod.ts";
 
 /** A clock tests can move forward. */
@@ -40,7 +35,6 @@ export interface TestApp {
 export interface TestAppOptions {
   env?: Record<string, string>;
   clock?: Clock;
-  handlers?: Partial<Record<"ingest" | "generate", JobHandler>>;
   startWorker?: boolean;
   /** The offline provider (the real one unless a test swaps it). */
   offline?: LlmProvider;
@@ -62,40 +56,13 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const kv = await Deno.openKv(":memory:");
   const clock = options.clock ?? { now: () => Date.now() };
   const log = createLogger(config.logLevel);
-  const jobs = new JobStore(kv, clock, {
-    maxAttempts: config.jobs.maxAttempts,
-    leaseMs: config.jobs.leaseMs,
-    ttlMs: config.jobTtlMs,
-    useQueues: config.jobs.useQueues,
-    concurrency: config.jobs.concurrency,
+  const { deps, worker } = createServices(config, kv, clock, log, {
+    version: "test",
+    offline: options.offline,
+    worker: { useQueues: false, pollMs: 250, graceMs: 2000 },
+    writer: { maxBatchChars: 256, maxDelayMs: 50 },
+    retryBaseMs: 20,
   });
-  const models = createModels(config, kv, clock, options.offline ?? new OfflineProvider());
-  models.retry.baseMs = 20;
-  const deps: AppDeps = { kv, config, clock, log, jobs, models, version: "test" };
-  const worker = new Worker(
-    jobs,
-    options.handlers ?? {
-      ingest: ingestHandler({
-        kv,
-        clock,
-        github: config.github,
-        limits: config.limits,
-        repoTtlMs: config.repoTtlMs,
-        failedRepoTtlMs: config.jobTtlMs,
-      }),
-      generate: generateHandler({ kv, clock, models, log, writer: { maxBatchChars: 256, maxDelayMs: 50 } }),
-    },
-    {
-      concurrency: config.jobs.concurrency,
-      timeoutMs: config.jobs.timeoutMs,
-      leaseMs: config.jobs.leaseMs,
-      useQueues: false,
-      pollMs: 250,
-      graceMs: 2000,
-    },
-    log,
-    jobMetricsEvents(),
-  );
   if (options.startWorker !== false) worker.start();
   const app = createApp(deps);
   const fetchApp = (path: string, init?: RequestInit, remoteAddr = "127.0.0.1") =>
