@@ -28,18 +28,27 @@ const artifactBody = z.object({
   message: "concept is required for kind concepts, and only for it",
 });
 
-/** Finished artifacts never change: a small per-process cache of their text. */
-const doneText = new Map<string, string>();
-const DONE_CACHE = 200;
+/**
+ * A finished artifact never changes (once its audio, if any, is settled), so each process keeps
+ * the JSON of the most read ones: a read of a finished artifact costs no KV round trip. Bounded,
+ * and expiry is still checked on every hit; KV stays the truth.
+ */
+const finished = new Map<string, { expiresAt: number; content: string; json: string }>();
+const FINISHED_CACHE = 500;
+
+function isSettled(a: ArtifactRecord): boolean {
+  return a.status === "done" && a.audio?.status !== "generating";
+}
 
 async function contentOf(kv: Deno.Kv, a: ArtifactRecord): Promise<string> {
-  let text = doneText.get(a.id);
-  if (text === undefined) {
-    text = await readText(kv, a);
-    doneText.set(a.id, text);
-    if (doneText.size > DONE_CACHE) doneText.delete(doneText.keys().next().value!);
+  const hit = finished.get(a.id);
+  if (hit) return hit.content;
+  const content = await readText(kv, a);
+  if (isSettled(a)) {
+    finished.set(a.id, { expiresAt: a.expiresAt, content, json: JSON.stringify(publicArtifact(a, content)) });
+    if (finished.size > FINISHED_CACHE) finished.delete(finished.keys().next().value!);
   }
-  return text;
+  return content;
 }
 
 function resumeAfter(header: string | undefined, query: string | undefined): number {
@@ -109,7 +118,12 @@ export function artifactRoutes(deps: AppDeps) {
   const app = new Hono();
 
   app.get("/:artifactId", async (c) => {
-    const a = await requireArtifact(kv, clock, idParam(c, "artifactId"));
+    const id = idParam(c, "artifactId");
+    const hit = finished.get(id);
+    if (hit && hit.expiresAt > clock.now()) {
+      return c.body(hit.json, 200, { "Content-Type": "application/json; charset=utf-8" });
+    }
+    const a = await requireArtifact(kv, clock, id);
     return c.json(publicArtifact(a, a.status === "done" ? await contentOf(kv, a) : undefined));
   });
 
