@@ -39,11 +39,12 @@ async function openViewer(port: number, path: string): Promise<Viewer> {
     },
   };
   viewer.done = (async () => {
+    // one buffer per connection, reused for every read; only the bytes that arrived are kept
+    const readBuffer = new Uint8Array(16 * 1024);
     while (!closed) {
-      const buf = new Uint8Array(16 * 1024);
-      const n = await conn.read(buf).catch(() => null);
+      const n = await conn.read(readBuffer).catch(() => null);
       if (n === null) break;
-      const bytes = buf.subarray(0, n);
+      const bytes = readBuffer.slice(0, n);
       viewer.chunks.push({ at: now(), bytes });
       if (endsWithTerminator(bytes)) break;
     }

@@ -10,6 +10,8 @@ import { watchKeys } from "./kv_watch.ts";
 import { formatEvent } from "./sse.ts";
 
 const BATCH_CACHE = 256;
+/** Most bytes a catching-up viewer is sent in one pull. */
+const MAX_CHUNK_BYTES = 32 * 1024;
 
 class LiveArtifact {
   record: ArtifactRecord | null = null;
@@ -17,6 +19,8 @@ class LiveArtifact {
   #next: Promise<void> | null = null;
   #wake: () => void = () => {};
   #batches = new Map<string, Promise<Uint8Array | null>>();
+  /** The same batches once read, for the synchronous fast path every caught-up viewer takes. */
+  #framed = new Map<string, Uint8Array>();
   #abort = new AbortController();
   #first: Promise<void>;
 
@@ -73,11 +77,20 @@ class LiveArtifact {
     let hit = this.#batches.get(key);
     if (!hit) {
       hit = this.kv.get<string>(keys.artifactText(this.id, gen, seq)).then((e) => {
-        if (e.value === null) this.#batches.delete(key);
-        return e.value === null ? null : formatEvent({ id: seq, event: "delta", data: { text: e.value } });
+        if (e.value === null) {
+          this.#batches.delete(key);
+          return null;
+        }
+        const framed = formatEvent({ id: seq, event: "delta", data: { text: e.value } });
+        if (this.#batches.has(key)) this.#framed.set(key, framed);
+        return framed;
       });
       this.#batches.set(key, hit);
-      if (this.#batches.size > BATCH_CACHE) this.#batches.delete(this.#batches.keys().next().value!);
+      if (this.#batches.size > BATCH_CACHE) {
+        const oldest = this.#batches.keys().next().value!;
+        this.#batches.delete(oldest);
+        this.#framed.delete(oldest);
+      }
     }
     return hit;
   }
@@ -85,19 +98,27 @@ class LiveArtifact {
   /**
    * The framed batches `from`..`to` (up to `maxBytes`, always at least one), so a viewer that fell
    * behind catches up in one pull. The buffers are the shared ones: nothing is copied per viewer.
+   * Batches already read are taken without waiting — the path every caught-up viewer takes.
    */
   async deltaEvents(
     gen: number,
     from: number,
     to: number,
-    maxBytes = 32 * 1024,
   ): Promise<{ parts: Uint8Array[]; last: number } | null> {
+    const ready = this.#gather(from, to, (seq) => this.#framed.get(`${gen}:${seq}`));
+    if (ready) return ready;
+    const first = await this.deltaEvent(gen, from);
+    if (first === null) return null;
+    return this.#gather(from, to, (seq) => (seq === from ? first : this.#framed.get(`${gen}:${seq}`)));
+  }
+
+  #gather(from: number, to: number, get: (seq: number) => Uint8Array | undefined) {
     const parts: Uint8Array[] = [];
     let size = 0;
     let last = from - 1;
     for (let seq = from; seq <= to && seq < from + 64; seq++) {
-      const event = await this.deltaEvent(gen, seq);
-      if (event === null || (parts.length > 0 && size + event.byteLength > maxBytes)) break;
+      const event = get(seq);
+      if (event === undefined || (parts.length > 0 && size + event.byteLength > MAX_CHUNK_BYTES)) break;
       parts.push(event);
       size += event.byteLength;
       last = seq;
