@@ -291,6 +291,9 @@ export async function runKillChaos(opts: KillChaosOptions): Promise<ChaosReport>
       if (stopping) return;
       await sleep(200); // the app is down or restarting: come back and resume
     }
+    if (t.end === "open" && !stopping) {
+      problems.push(`a viewer of ${artifactId} saw no done/error within 60 s`);
+    }
   }
 
   const loops = Array.from({ length: opts.clients }, (_, i) => client(i));
