@@ -48,7 +48,10 @@ export async function startAppProcess(
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
+  let exited = false;
+  const status = child.status.then(() => exited = true);
   while (true) {
+    if (exited) throw new Error("the app exited during start-up (its stderr is above)");
     try {
       const res = await fetch(`${url}/health`);
       await res.body?.cancel();
@@ -63,8 +66,6 @@ export async function startAppProcess(
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  let exited = false;
-  const status = child.status.then(() => exited = true);
   return {
     url,
     pid: child.pid,

@@ -5,7 +5,7 @@ const MAX_MUTATIONS = 900;
 const MAX_COMMIT_BYTES = 700 * 1024;
 
 /** True for the transient error several processes on one local KV file can raise. */
-function isTransient(e: unknown): boolean {
+export function isTransient(e: unknown): boolean {
   return e instanceof Error && /database is locked|busy/i.test(e.message);
 }
 

@@ -2,7 +2,8 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppDeps } from "../lib/deps.ts";
-import { AppError, errorBody } from "../lib/errors.ts";
+import { AppError, errorBody, LimitError } from "../lib/errors.ts";
+import { isTransient } from "../lib/kv_util.ts";
 import { newId } from "../lib/ids.ts";
 import { artifactRequestRoutes, artifactRoutes } from "./artifacts.ts";
 import { chatRoutes } from "./chat.ts";
@@ -47,8 +48,12 @@ export function createApp(deps: AppDeps) {
 
   app.notFound((c) => c.json(errorBody("not_found", "Nothing is served at that address."), 404));
 
-  app.onError((err, c) => {
+  app.onError((caught, c) => {
     const requestId = c.get("requestId");
+    // A local KV file still locked after the retries: the service is busy, not broken.
+    const err = isTransient(caught)
+      ? new LimitError(503, "overloaded", "The service is busy right now; try again shortly.", 1)
+      : caught;
     if (err instanceof AppError) {
       const res = c.json(errorBody(err.code, err.message, err.extra), err.status as 400);
       for (const [k, v] of Object.entries(err.headers)) res.headers.set(k, v);
