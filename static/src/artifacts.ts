@@ -454,6 +454,7 @@ async function checkAudio(entry: Entry): Promise<void> {
       // 404 audio_unavailable: is it still coming?
     }
     const latest = await getJson<{ audio?: string }>(`/api/artifacts/${id}`).catch(() => null);
+    if (latest?.audio === "ready") continue; // it was finished between the two requests: look again
     if (latest?.audio !== "generating") {
       entry.audio = "no";
       break;
