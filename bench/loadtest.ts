@@ -24,6 +24,14 @@
  * `--cluster-stats URL` (printed by `deno task cluster`) adds each scenario's model calls (from
  * the fake OpenAI server) and the instances' RSS and CPU.
  */
+const USAGE = `deno task loadtest --url URL[,URL...] --users N --duration S --scenario NAME --output FILE.json
+  [--compare OLD.json] [--workers 2] [--think-ms MS] [--timeout-ms 30000] [--ramp-seconds S]
+  [--cluster-stats URL] [--no-xff] [--api-key KEY] [--client raw|fetch]
+
+Scenarios: health, read, poll, viral, chat, ingest, mixed, all. Only 127.0.0.1/localhost URLs.
+Each simulated user sends its own X-Forwarded-For, so run the app with TRUST_PROXY=1
+(deno task cluster does). Exit status 1 when a scenario's failure rate is above 5 %.`;
+
 // Harness code reading arbitrary JSON answers of the API under test.
 // deno-lint-ignore-file no-explicit-any
 import { parseArgs } from "node:util";
@@ -423,8 +431,13 @@ export async function main(args: string[]): Promise<number> {
       "no-xff": { type: "boolean", default: false },
       client: { type: "string", default: "raw" },
       "api-key": { type: "string" },
+      help: { type: "boolean", default: false },
     },
   });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
   const urls = values.url.split(",").map((u) => u.trim().replace(/\/+$/, "")).filter(Boolean);
   for (const u of urls) {
     const host = new URL(u).hostname;
