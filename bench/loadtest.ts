@@ -24,14 +24,6 @@
  * `--cluster-stats URL` (printed by `deno task cluster`) adds each scenario's model calls (from
  * the fake OpenAI server) and the instances' RSS and CPU.
  */
-const USAGE = `deno task loadtest --url URL[,URL...] --users N --duration S --scenario NAME --output FILE.json
-  [--compare OLD.json] [--workers 2] [--think-ms MS] [--timeout-ms 30000] [--ramp-seconds S]
-  [--cluster-stats URL] [--no-xff] [--api-key KEY] [--client raw|fetch]
-
-Scenarios: health, read, poll, viral, chat, ingest, mixed, all. Only 127.0.0.1/localhost URLs.
-Each simulated user sends its own X-Forwarded-For, so run the app with TRUST_PROXY=1
-(deno task cluster does). Exit status 1 when a scenario's failure rate is above 5 %.`;
-
 // Harness code reading arbitrary JSON answers of the API under test.
 // deno-lint-ignore-file no-explicit-any
 import { parseArgs } from "node:util";
@@ -54,6 +46,14 @@ import {
   type WorkerPlan,
   type WorkerReport,
 } from "./loadtest_worker.ts";
+
+const USAGE = `deno task loadtest --url URL[,URL...] --users N --duration S --scenario NAME --output FILE.json
+  [--compare OLD.json] [--workers 2] [--think-ms MS] [--timeout-ms 30000] [--ramp-seconds S]
+  [--cluster-stats URL] [--no-xff] [--api-key KEY] [--client raw|fetch]
+
+Scenarios: health, read, poll, viral, chat, ingest, mixed, all. Only 127.0.0.1/localhost URLs.
+Each simulated user sends its own X-Forwarded-For, so run the app with TRUST_PROXY=1
+(deno task cluster does). Exit status 1 when a scenario's failure rate is above 5 %.`;
 
 export const SCENARIOS = ["health", "read", "poll", "viral", "chat", "ingest", "mixed"] as const;
 export type Scenario = (typeof SCENARIOS)[number];
