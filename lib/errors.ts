@@ -26,13 +26,6 @@ export class NotFoundError extends AppError {
   }
 }
 
-/** 409: the request conflicts with the state of a resource. */
-export class ConflictError extends AppError {
-  constructor(code: string, message: string) {
-    super(409, code, message);
-  }
-}
-
 /** 413/429/503 and friends: a limit was reached; `retryAfterSeconds` becomes Retry-After. */
 export class LimitError extends AppError {
   constructor(

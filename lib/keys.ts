@@ -35,10 +35,7 @@ export const keys = {
 
   artifact: (id: string) => ["artifact", id] as const,
   artifactText: (id: string, gen: number, seq: number) => ["artifact_text", id, gen, seq] as const,
-  artifactTextGen: (id: string, gen: number) => ["artifact_text", id, gen] as const,
-  artifactTextPrefix: (id: string) => ["artifact_text", id] as const,
   artifactData: (id: string, name: string) => ["artifact_data", id, name] as const,
-  artifactDataPrefix: (id: string) => ["artifact_data", id] as const,
 
   circuit: (provider: string) => ["circuit", provider] as const,
   llmSlot: (slot: number) => ["llm_slot", slot] as const,

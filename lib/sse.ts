@@ -55,11 +55,6 @@ function untrack(s: OpenStream): void {
   }
 }
 
-/** Number of SSE streams open in this process. */
-export function openStreamCount(): number {
-  return openStreams.size;
-}
-
 /**
  * A `text/event-stream` response fed by `events` (events, or runs of bytes already framed by
  * formatEvent — shared by many viewers). Cancelling (the client left) returns the iterator.

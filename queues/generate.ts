@@ -33,8 +33,6 @@ export interface GenerateDeps {
   models: ModelDeps;
   log: Logger;
   writer?: WriterOptions;
-  /** Called once per finished model call (metrics, quota settlement). */
-  onUsage?(job: JobRecord, usage: Usage, provider: LlmProvider): Promise<void> | void;
 }
 
 /** Tokens of whole files each kind gets; concepts lean on retrieval passages instead. */
@@ -125,7 +123,6 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       if (reservation) await settleTokens(kv, reservation, usage.inputTokens + usage.outputTokens);
     }
     recordModelCall(provider.name, "generate", usage);
-    await deps.onUsage?.(job, usage, provider);
     if (done.audio && provider.speech) await speak(done, provider, ctx);
   }
 
