@@ -2,9 +2,10 @@
  * Every Deno KV key the app uses is built here, so the whole key space can be read in one place.
  * Families and their roles:
  *   repo / repo_expiry / repo_data      repository records, their expiry index, files and indexes
+ *   upload_pending                      uploads in progress, so a crash's leftovers are swept
  *   gh_resolve                          short-lived cache of GitHub ref → commit resolution
  *   job / job_active / job_ready / job_running / job_lease / job_stats / job_signal   the job system
- *   artifact / artifact_identity / artifact_text / artifact_data   generated artifacts
+ *   artifact / artifact_text / artifact_data                         generated artifacts
  *   rl / quota / quota_settled / apikey / apikey_id / ingest_slots  traffic control
  *   circuit / llm_slot / llm_tpm                                     model providers
  */
