@@ -56,6 +56,16 @@ function isObject(v: unknown): v is Json {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** A JSON manifest's top-level object, or null when the text is not JSON or not an object. */
+function jsonObject(text: string): Json | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isObject(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
 function str(v: unknown): string | undefined {
   return typeof v === "string" && v.trim() ? v.trim() : undefined;
 }
@@ -142,13 +152,8 @@ function exportTarget(value: unknown): string | undefined {
 
 /** package.json: scripts run through the declared package manager; bin, main and exports as entry points. */
 export function parsePackageJson(path: string, text: string): Manifest | null {
-  let pkg: unknown;
-  try {
-    pkg = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (!isObject(pkg)) return null;
+  const pkg = jsonObject(text);
+  if (!pkg) return null;
   const m = empty(path, "node");
   m.name = str(pkg.name);
   m.version = str(pkg.version);
@@ -403,13 +408,8 @@ export function parseGoMod(path: string, text: string): Manifest {
 
 /** composer.json: PHP's package manifest. */
 export function parseComposerJson(path: string, text: string): Manifest | null {
-  let pkg: unknown;
-  try {
-    pkg = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (!isObject(pkg)) return null;
+  const pkg = jsonObject(text);
+  if (!pkg) return null;
   const m = empty(path, "php");
   m.name = str(pkg.name);
   m.description = str(pkg.description);
