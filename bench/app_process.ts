@@ -14,6 +14,36 @@ export interface AppProcess {
   stop(): Promise<void>;
 }
 
+/** Runs `deno ARGS` as a server and waits until `readyUrl` answers 2xx (for a comparison server). */
+export async function startServerProcess(
+  args: string[],
+  readyUrl: string,
+  name: string,
+): Promise<{ stop(): Promise<void> }> {
+  const child = new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "inherit" }).spawn();
+  for (let i = 0;; i++) {
+    try {
+      const res = await fetch(readyUrl);
+      await res.arrayBuffer();
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (i > 300) {
+      child.kill("SIGKILL");
+      await child.status;
+      throw new Error(`${name} did not start`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { buildTarGz } from "../tests/fakes/archives.ts";
 import { SAMPLE_REPO } from "../tests/model_fixtures.ts";
-import { type AppProcess, freePort, startAppProcess } from "./app_process.ts";
+import { type AppProcess, freePort, startAppProcess, startServerProcess } from "./app_process.ts";
 
 interface LoadResult {
   rps: number;
@@ -57,31 +57,10 @@ async function load(
 /** A bare hello world in its own process, like the app. */
 async function startHello(): Promise<{ url: string; stop(): Promise<void> }> {
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "eval",
-      `Deno.serve({ port: ${port}, hostname: "127.0.0.1", onListen() {} }, () => new Response("hello"))`,
-    ],
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
   const url = `http://127.0.0.1:${port}/`;
-  for (let i = 0;; i++) {
-    try {
-      await (await fetch(url)).arrayBuffer();
-      break;
-    } catch {
-      if (i > 300) throw new Error("hello world did not start");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return {
-    url,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
+  const code =
+    `Deno.serve({ port: ${port}, hostname: "127.0.0.1", onListen() {} }, () => new Response("hello"))`;
+  return { url, ...await startServerProcess(["eval", code], url, "hello world") };
 }
 
 /**
@@ -91,23 +70,14 @@ async function startHello(): Promise<{ url: string; stop(): Promise<void> }> {
 async function serveBare(port: number, kvPath: string): Promise<void> {
   const { Hono } = await import("hono");
   const { configFromEnv } = await import("../lib/config.ts");
-  const { JobStore } = await import("../lib/jobs.ts");
   const { createLogger } = await import("../lib/log.ts");
-  const { createModels } = await import("../lib/llm/mod.ts");
-  const { OfflineProvider } = await import("../lib/llm/offline.ts");
+  const { createServices } = await import("../queues/mod.ts");
   const { artifactRoutes } = await import("../routes/artifacts.ts");
   const config = configFromEnv({ KV_PATH: kvPath, LOG_LEVEL: "warn" });
   const kv = await Deno.openKv(kvPath);
-  const clock = { now: () => Date.now() };
-  const jobs = new JobStore(kv, clock, {
-    maxAttempts: 1,
-    leaseMs: 30_000,
-    ttlMs: 3_600_000,
-    useQueues: false,
-    concurrency: 1,
+  const { deps } = createServices(config, kv, { now: () => Date.now() }, createLogger("warn"), {
+    version: "bench",
   });
-  const models = createModels(config, kv, clock, new OfflineProvider());
-  const deps = { kv, config, clock, log: createLogger("warn"), jobs, models, version: "bench" };
   const app = new Hono();
   app.route("/api/artifacts", artifactRoutes(deps));
   Deno.serve({ port, hostname: "127.0.0.1", onListen() {} }, app.fetch);
@@ -119,30 +89,9 @@ async function startBare(
   artifactId: string,
 ): Promise<{ url: string; stop(): Promise<void> }> {
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--serve-bare", String(port), kvPath],
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
   const url = `http://127.0.0.1:${port}/api/artifacts/${artifactId}`;
-  for (let i = 0;; i++) {
-    try {
-      const res = await fetch(url);
-      await res.arrayBuffer();
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (i > 300) throw new Error("the bare route did not start");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
+  const args = ["run", "-A", new URL(import.meta.url).pathname, "--serve-bare", String(port), kvPath];
+  return { url, ...await startServerProcess(args, url, "the bare route") };
 }
 
 /** Uploads the sample repo, asks for its overview (offline provider) and waits until it is done. */
