@@ -824,6 +824,14 @@ export async function main(args: string[]): Promise<number> {
     GITHUB_API_URL: github.apiUrl,
     GITHUB_CODELOAD_URL: github.codeloadUrl,
   };
+  const options = {
+    seed,
+    from,
+    to,
+    uploadMax: Number(env.UPLOAD_MAX_BYTES),
+    log: console.log,
+    maxProblems: 50,
+  };
   let report: FuzzReport;
   if (values.process) {
     const app = await startAppProcess({ ...env, LOG_LEVEL: "error" });
@@ -842,14 +850,7 @@ export async function main(args: string[]): Promise<number> {
           return fetch(app.url + url.pathname + url.search, req);
         },
       };
-      report = await runFuzz(target, existing, {
-        seed,
-        from,
-        to,
-        uploadMax: Number(env.UPLOAD_MAX_BYTES),
-        log: console.log,
-        maxProblems: 50,
-      });
+      report = await runFuzz(target, existing, options);
     } finally {
       kv.close();
       await app.stop();
@@ -862,14 +863,7 @@ export async function main(args: string[]): Promise<number> {
         kv: app.deps.kv,
         fetch: async (req) => await app.fetch(new URL(req.url).pathname + new URL(req.url).search, req),
       };
-      report = await runFuzz(target, existing, {
-        seed,
-        from,
-        to,
-        uploadMax: Number(env.UPLOAD_MAX_BYTES),
-        log: console.log,
-        maxProblems: 50,
-      });
+      report = await runFuzz(target, existing, options);
     } finally {
       await app.close();
     }
