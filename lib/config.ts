@@ -57,15 +57,17 @@ export function parseDuration(text: string): number {
   return m[2] === "ms" ? n : n * UNIT_SECONDS[m[2]] * 1000;
 }
 
-const duration = (fallback: string) =>
+/** A text variable turned into a value by `parse`, whose thrown message becomes the zod issue. */
+const parsed = <T>(fallback: string, parse: (text: string) => T) =>
   z.string().default(fallback).transform((v, ctx) => {
     try {
-      return parseDuration(v);
+      return parse(v);
     } catch (e) {
       ctx.addIssue({ code: "custom", message: (e as Error).message });
       return z.NEVER;
     }
   });
+const duration = (fallback: string) => parsed(fallback, parseDuration);
 const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
 const optionalText = z.string().trim().min(1).optional().catch(undefined);
 const url = (fallback: string) =>
@@ -92,14 +94,7 @@ const schema = z.object({
   GITHUB_TOKEN: optionalText,
   ADMIN_TOKEN: optionalText,
   TRUST_PROXY: int(0, 0),
-  RATE_LIMITS: z.string().default(DEFAULT_RATE_LIMITS).transform((v, ctx) => {
-    try {
-      return parseRateLimits(v);
-    } catch (e) {
-      ctx.addIssue({ code: "custom", message: (e as Error).message });
-      return z.NEVER;
-    }
-  }),
+  RATE_LIMITS: parsed(DEFAULT_RATE_LIMITS, parseRateLimits),
   REPO_TTL: duration("7d"),
   JOB_TTL: duration("24h"),
   UPLOAD_MAX_BYTES: int(50 * 1024 * 1024, 1),
@@ -113,14 +108,7 @@ const schema = z.object({
   JOB_LEASE: duration("30s"),
   QUEUES: z.enum(["auto", "on", "off"]).default("auto"),
   CORS_ORIGINS: z.string().default(""),
-  TIERS: z.string().default(DEFAULT_TIERS).transform((v, ctx) => {
-    try {
-      return parseTiers(v);
-    } catch (e) {
-      ctx.addIssue({ code: "custom", message: (e as Error).message });
-      return z.NEVER;
-    }
-  }),
+  TIERS: parsed(DEFAULT_TIERS, parseTiers),
   QUOTA_DAILY_TOKENS: int(200_000, 0),
   QUOTA_GLOBAL_DAILY_TOKENS: int(10_000_000, 0),
   MAX_STREAMS_PER_CLIENT: int(32, 0),
