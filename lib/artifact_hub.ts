@@ -3,6 +3,12 @@
  * a slow poll for writes by other processes), and a small shared cache of recent batches means
  * 10,000 viewers of one artifact cost one KV read per batch, not 10,000. Viewers pull at their
  * own pace; the hub never pushes into a viewer, so a stalled one holds nothing but its position.
+ *
+ * Deliveries are paced by how many viewers the process holds: each write to a socket costs the
+ * process ~15–40 µs however small it is, so 10,000 viewers woken for every ~100 ms batch would
+ * need more than a core. A change is published to viewers at most once per
+ * `viewers / DELIVERIES_PER_SECOND` (0 ms for a few hundred viewers, 250 ms for 10,000); whatever
+ * was written meanwhile goes out together, as one write per viewer.
  */
 import type { ArtifactRecord } from "./artifacts.ts";
 import { keys } from "./keys.ts";
@@ -12,25 +18,49 @@ import { formatEvent } from "./sse.ts";
 const BATCH_CACHE = 256;
 /** Most bytes a catching-up viewer is sent in one pull. */
 const MAX_CHUNK_BYTES = 32 * 1024;
+/** Most batches sent in one pull. */
+const MAX_CHUNK_BATCHES = 64;
+/** Socket writes per second a process aims to stay under across all its viewers. */
+export const DELIVERIES_PER_SECOND = 40_000;
+/** The longest a change waits to be published, however many viewers there are. */
+const MAX_PACE_MS = 400;
+
+/** A run of framed batches as one buffer, and the last batch in it. */
+interface Deltas {
+  bytes: Uint8Array;
+  last: number;
+}
 
 class LiveArtifact {
+  /** The record as published to viewers (see the pacing above); the watcher may know a newer one. */
   record: ArtifactRecord | null = null;
   viewers = 0;
+  #latest: ArtifactRecord | null = null;
+  #lastPublished = 0;
+  #publishTimer: ReturnType<typeof setTimeout> | undefined;
   #next: Promise<void> | null = null;
   #wake: () => void = () => {};
   #batches = new Map<string, Promise<Uint8Array | null>>();
   /** The same batches once read, for the synchronous fast path every caught-up viewer takes. */
   #framed = new Map<string, Uint8Array>();
+  /** The last run of batches joined into one buffer, shared by every viewer at the same position. */
+  #joined: Deltas & { key: string } | null = null;
   #abort = new AbortController();
   #first: Promise<void>;
 
-  constructor(private readonly kv: Deno.Kv, readonly id: string, pollMs: number) {
+  constructor(
+    private readonly kv: Deno.Kv,
+    readonly id: string,
+    pollMs: number,
+    private readonly paceMs: () => number,
+  ) {
     let ready = () => {};
     this.#first = new Promise((r) => ready = r);
     this.#watch(pollMs, ready);
   }
 
   async #watch(pollMs: number, ready: () => void): Promise<void> {
+    let first = true;
     try {
       for await (
         const [entry] of watchKeys<ArtifactRecord>(
@@ -40,19 +70,32 @@ class LiveArtifact {
           pollMs,
         )
       ) {
-        this.record = entry.value;
+        this.#latest = entry.value;
+        if (first) this.#publish();
+        else this.#schedulePublish();
+        first = false;
         ready();
-        this.#notify();
       }
     } catch {
       // KV closed: wake everyone so their streams end
     } finally {
       ready();
-      this.#notify();
+      this.#publish();
     }
   }
 
-  #notify(): void {
+  #schedulePublish(): void {
+    if (this.#publishTimer !== undefined) return;
+    const wait = this.#lastPublished + this.paceMs() - Date.now();
+    if (wait <= 0) return this.#publish();
+    this.#publishTimer = setTimeout(() => this.#publish(), wait);
+  }
+
+  #publish(): void {
+    clearTimeout(this.#publishTimer);
+    this.#publishTimer = undefined;
+    this.record = this.#latest;
+    this.#lastPublished = Date.now();
     this.#next = null;
     this.#wake();
   }
@@ -62,7 +105,7 @@ class LiveArtifact {
     return this.#first;
   }
 
-  /** Resolves at the next change of the record: one promise shared by every waiting viewer. */
+  /** Resolves at the next published change: one promise shared by every waiting viewer. */
   changed(): Promise<void> {
     if (this.#abort.signal.aborted) return Promise.resolve();
     return this.#next ??= new Promise((resolve) => this.#wake = resolve);
@@ -96,55 +139,81 @@ class LiveArtifact {
   }
 
   /**
-   * The framed batches `from`..`to` (up to `maxBytes`, always at least one), so a viewer that fell
-   * behind catches up in one pull. The buffers are the shared ones: nothing is copied per viewer.
-   * Batches already read are taken without waiting — the path every caught-up viewer takes.
+   * The framed batches `from`..`to` (up to 32 KB, always at least one) as one buffer, so a viewer
+   * that fell behind catches up in one write. Viewers at the same position share the buffer:
+   * nothing is copied per viewer.
    */
-  async deltaEvents(
-    gen: number,
-    from: number,
-    to: number,
-  ): Promise<{ parts: Uint8Array[]; last: number } | null> {
-    const ready = this.#gather(from, to, (seq) => this.#framed.get(`${gen}:${seq}`));
+  async deltaEvents(gen: number, from: number, to: number): Promise<Deltas | null> {
+    const ready = this.readyDeltaEvents(gen, from, to);
     if (ready) return ready;
     const first = await this.deltaEvent(gen, from);
     if (first === null) return null;
-    return this.#gather(from, to, (seq) => (seq === from ? first : this.#framed.get(`${gen}:${seq}`)));
+    return this.#joinRun(gen, from, to, (seq) => (seq === from ? first : this.#framed.get(`${gen}:${seq}`)))!;
   }
 
-  #gather(from: number, to: number, get: (seq: number) => Uint8Array | undefined) {
+  /**
+   * `deltaEvents` without waiting, when every batch it needs was read already (the path every
+   * caught-up viewer takes); undefined otherwise.
+   */
+  readyDeltaEvents(gen: number, from: number, to: number): Deltas | undefined {
+    const key = `${gen}:${from}:${to}`;
+    if (this.#joined?.key === key) return this.#joined;
+    return this.#joinRun(gen, from, to, (seq) => this.#framed.get(`${gen}:${seq}`));
+  }
+
+  #joinRun(gen: number, from: number, to: number, get: (seq: number) => Uint8Array | undefined) {
+    const parts = this.#gather(from, to, get);
+    if (!parts) return undefined;
+    const joined = { key: `${gen}:${from}:${to}`, bytes: join(parts), last: from + parts.length - 1 };
+    if (parts.length > 1) this.#joined = joined;
+    return joined;
+  }
+
+  #gather(from: number, to: number, get: (seq: number) => Uint8Array | undefined): Uint8Array[] | null {
     const parts: Uint8Array[] = [];
     let size = 0;
-    let last = from - 1;
-    for (let seq = from; seq <= to && seq < from + 64; seq++) {
+    for (let seq = from; seq <= to && seq < from + MAX_CHUNK_BATCHES; seq++) {
       const event = get(seq);
       if (event === undefined || (parts.length > 0 && size + event.byteLength > MAX_CHUNK_BYTES)) break;
       parts.push(event);
       size += event.byteLength;
-      last = seq;
     }
-    return parts.length ? { parts, last } : null;
+    return parts.length ? parts : null;
   }
 
   stop(): void {
     this.#abort.abort();
-    this.#notify();
+    this.#publish();
   }
+}
+
+function join(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }
 
 export class ArtifactHub {
   #live = new Map<string, LiveArtifact>();
+  #viewers = 0;
+  readonly #paceMs = () => Math.min(MAX_PACE_MS, (this.#viewers * 1000) / DELIVERIES_PER_SECOND);
 
-  constructor(private readonly kv: Deno.Kv, private readonly pollMs = 250) {}
+  constructor(private readonly kv: Deno.Kv, private readonly pollMs = 100) {}
 
   /** Joins the live view of an artifact; call `leave` exactly once when done. */
   join(id: string): { live: LiveArtifact; leave: () => void } {
     let live = this.#live.get(id);
     if (!live) {
-      live = new LiveArtifact(this.kv, id, this.pollMs);
+      live = new LiveArtifact(this.kv, id, this.pollMs, this.#paceMs);
       this.#live.set(id, live);
     }
     live.viewers++;
+    this.#viewers++;
     let left = false;
     return {
       live,
@@ -152,6 +221,7 @@ export class ArtifactHub {
         if (left) return;
         left = true;
         live.viewers--;
+        this.#viewers--;
         if (live.viewers === 0) {
           live.stop();
           this.#live.delete(id);

@@ -154,7 +154,11 @@ export async function requestArtifact(
 
 /** The artifact record, or a 404 (also once it expired). */
 export async function requireArtifact(kv: Deno.Kv, clock: Clock, id: string): Promise<ArtifactRecord> {
-  const a = (await kv.get<ArtifactRecord>(keys.artifact(id))).value;
+  return unexpired((await kv.get<ArtifactRecord>(keys.artifact(id))).value, clock);
+}
+
+/** The record when it exists and has not expired; 404 not_found otherwise. */
+export function unexpired(a: ArtifactRecord | null, clock: Clock): ArtifactRecord {
   if (!a || a.expiresAt <= clock.now()) {
     throw new NotFoundError("No artifact with that id (it may have expired).");
   }

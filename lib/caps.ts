@@ -87,38 +87,6 @@ export function streamCapsFor(
   return caps;
 }
 
-/**
- * A response whose body releases `slot` when it ends, fails or is cancelled (the client left).
- * Pull-based with no buffer of its own, so backpressure passes straight through.
- */
-export function releaseWhenDone(res: Response, slot: StreamSlot, signal?: AbortSignal): Response {
-  if (!res.body) {
-    slot.release();
-    return res;
-  }
-  signal?.addEventListener("abort", () => slot.release(), { once: true });
-  const reader = res.body.getReader();
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) {
-          slot.release();
-          controller.close();
-        } else controller.enqueue(value);
-      } catch (e) {
-        slot.release();
-        controller.error(e);
-      }
-    },
-    async cancel(reason) {
-      slot.release();
-      await reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
-  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
-}
-
 interface IngestSlotRecord {
   /** token → the job it became (once known) and when the slot lapses regardless. */
   slots: Record<string, { jobId?: string; until: number }>;

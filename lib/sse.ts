@@ -55,21 +55,35 @@ function untrack(s: OpenStream): void {
   }
 }
 
+/** What runs when a stream made by sseResponse ends, fails or is cancelled, keyed by its body. */
+const closeHooks = new WeakMap<ReadableStream, (() => void)[]>();
+
 /**
- * A `text/event-stream` response fed by `events` (events, or runs of bytes already framed by
- * formatEvent — shared by many viewers). Cancelling (the client left) returns the iterator.
+ * Runs `hook` once the SSE response `res` (made by sseResponse) is over: it ended, failed, or the
+ * client left. Returns false, and runs nothing, for any other response.
+ */
+export function onStreamClose(res: Response, hook: () => void): boolean {
+  const hooks = res.body ? closeHooks.get(res.body) : undefined;
+  hooks?.push(hook);
+  return hooks !== undefined;
+}
+
+/**
+ * A `text/event-stream` response fed by `events` (events, or bytes already framed by formatEvent
+ * — shared by many viewers). Cancelling (the client left) returns the iterator.
  */
 export function sseResponse(
-  events: AsyncIterator<SseEvent | Uint8Array[]>,
+  events: AsyncIterator<SseEvent | Uint8Array>,
   options: { headers?: HeadersInit; onClose?: () => void } = {},
 ): Response {
   let state: OpenStream | undefined;
   let closed = false;
+  const hooks: (() => void)[] = options.onClose ? [options.onClose] : [];
   const close = () => {
     if (closed) return;
     closed = true;
     if (state) untrack(state);
-    options.onClose?.();
+    for (const hook of hooks) hook();
   };
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -84,8 +98,7 @@ export function sseResponse(
           close();
           return controller.close();
         }
-        if (Array.isArray(next.value)) { for (const part of next.value) controller.enqueue(part); }
-        else controller.enqueue(formatEvent(next.value));
+        controller.enqueue(next.value instanceof Uint8Array ? next.value : formatEvent(next.value));
         state!.lastSent = Date.now();
       } catch (e) {
         close();
@@ -97,6 +110,7 @@ export function sseResponse(
       await events.return?.();
     },
   }, { highWaterMark: 0 });
+  closeHooks.set(body, hooks);
   return new Response(body, {
     headers: {
       "Content-Type": "text/event-stream; charset=utf-8",

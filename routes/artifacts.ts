@@ -8,6 +8,7 @@ import {
   readText,
   requestArtifact,
   requireArtifact,
+  unexpired,
 } from "../lib/artifacts.ts";
 import type { LiveArtifact } from "../lib/artifact_hub.ts";
 import { getBlobMeta, streamBlob } from "../lib/blobs.ts";
@@ -68,26 +69,27 @@ function resumeAfter(header: string | undefined, query: string | undefined): num
  * that is caught up takes the shared bytes without awaiting anything, then waits on the one
  * promise the hub shares among all waiting viewers.
  */
-class ArtifactViewer implements AsyncIterator<SseEvent | Uint8Array[]> {
+class ArtifactViewer implements AsyncIterator<SseEvent | Uint8Array> {
   #next: number;
   #ended = false;
 
+  /** `live` must be ready (its first read done). */
   constructor(private readonly live: LiveArtifact, after: number, private readonly leave: () => void) {
     this.#next = after + 1;
   }
 
-  async next(): Promise<IteratorResult<SseEvent | Uint8Array[]>> {
-    await this.live.ready();
+  async next(): Promise<IteratorResult<SseEvent | Uint8Array>> {
     while (!this.#ended) {
       const rec = this.live.record;
       if (!rec) {
         return this.#last({ event: "error", data: { code: "not_found", message: "The artifact is gone." } });
       }
       if (rec.textSeq >= this.#next) {
-        const chunk = await this.live.deltaEvents(rec.gen, this.#next, rec.textSeq);
+        const chunk = this.live.readyDeltaEvents(rec.gen, this.#next, rec.textSeq) ??
+          await this.live.deltaEvents(rec.gen, this.#next, rec.textSeq);
         if (chunk !== null) {
           this.#next = chunk.last + 1;
-          return { value: chunk.parts, done: false };
+          return { value: chunk.bytes, done: false };
         }
       } else if (rec.status === "done") {
         return this.#last({ id: rec.textSeq, event: "done", data: publicArtifact(rec) });
@@ -183,9 +185,16 @@ export function artifactRoutes(deps: AppDeps) {
 
   app.get("/:artifactId/stream", async (c) => {
     const id = idParam(c, "artifactId");
-    await requireArtifact(kv, clock, id);
     const after = resumeAfter(c.req.header("last-event-id"), c.req.query("from"));
+    // the process's live view answers for an artifact others are watching: no KV read per viewer
     const { live, leave } = models.hub.join(id);
+    await live.ready();
+    try {
+      unexpired(live.record, clock);
+    } catch (e) {
+      leave();
+      throw e;
+    }
     const viewer = new ArtifactViewer(live, after, leave);
     return sseResponse(viewer, { onClose: () => viewer.return() });
   });

@@ -10,7 +10,7 @@ import { cors } from "hono/cors";
 import { routePath } from "hono/route";
 import { secretMatches } from "../lib/api_keys.ts";
 import { artifactId } from "../lib/artifacts.ts";
-import { acquireIngestSlot, releaseWhenDone, streamCapsFor } from "../lib/caps.ts";
+import { acquireIngestSlot, streamCapsFor } from "../lib/caps.ts";
 import { clientOf } from "../lib/client.ts";
 import type { PolicyName } from "../lib/config.ts";
 import type { AppDeps } from "../lib/deps.ts";
@@ -20,6 +20,7 @@ import { keys } from "../lib/keys.ts";
 import { metrics } from "../lib/metrics.ts";
 import { type RateDecision, rateLimiterFor, rateLimitHeaders } from "../lib/rate_limit.ts";
 import { isOptionalKind, shedderFor } from "../lib/shedding.ts";
+import { onStreamClose } from "../lib/sse.ts";
 
 /** No inline script or style: everything the page runs comes from this origin's files. */
 export const CONTENT_SECURITY_POLICY = [
@@ -191,11 +192,8 @@ export function limitStreams(deps: Pick<AppDeps, "kv" | "config">): MiddlewareHa
       slot.release();
       throw e;
     }
-    if (!(c.res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
-      slot.release();
-      return;
-    }
-    c.res = releaseWhenDone(c.res, slot, c.req.raw.signal);
+    // held until the stream is over; any other answer (an error) frees it at once
+    if (!onStreamClose(c.res, slot.release)) slot.release();
   };
 }
 

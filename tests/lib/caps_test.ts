@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { acquireIngestSlot, releaseWhenDone, StreamCaps } from "../../lib/caps.ts";
+import { acquireIngestSlot, StreamCaps } from "../../lib/caps.ts";
+import { onStreamClose, type SseEvent, sseResponse } from "../../lib/sse.ts";
 import type { JobRecord } from "../../lib/jobs.ts";
 import { keys } from "../../lib/keys.ts";
 import { FakeClock } from "../helpers.ts";
@@ -38,37 +39,40 @@ Deno.test("StreamCaps: per-client 429, per-process 503, idempotent release", asy
   });
 });
 
-Deno.test("releaseWhenDone frees the slot when the body ends, fails, is cancelled or the client leaves", async (t) => {
+Deno.test("a stream slot held through onStreamClose is freed when the SSE stream ends, fails or is cancelled", async (t) => {
   const caps = new StreamCaps(10, 10);
-  const body = (chunks: string[], fail = false) =>
-    new ReadableStream<Uint8Array>({
-      start(controller) {
-        for (const c of chunks) controller.enqueue(new TextEncoder().encode(c));
-        if (fail) controller.error(new Error("boom"));
-        else controller.close();
+  const events = (items: SseEvent[], fail = false): AsyncIterator<SseEvent> => {
+    let i = 0;
+    return {
+      next: () => {
+        if (i < items.length) return Promise.resolve({ value: items[i++], done: false });
+        return fail ? Promise.reject(new Error("boom")) : Promise.resolve({ value: undefined, done: true });
       },
-    });
+    };
+  };
+  const held = (res: Response) => assert.ok(onStreamClose(res, caps.acquire("x").release));
   await t.step("ends", async () => {
-    const res = releaseWhenDone(new Response(body(["a", "b"])), caps.acquire("x"));
+    const res = sseResponse(events([{ event: "a", data: 1 }, { event: "b", data: 2 }]));
+    held(res);
     assert.equal(caps.open, 1);
-    assert.equal(await res.text(), "ab");
+    assert.equal(await res.text(), "event: a\ndata: 1\n\nevent: b\ndata: 2\n\n");
     assert.equal(caps.open, 0);
   });
   await t.step("fails", async () => {
-    const res = releaseWhenDone(new Response(body(["a"], true)), caps.acquire("x"));
+    const res = sseResponse(events([{ event: "a", data: 1 }], true));
+    held(res);
     await assert.rejects(res.text());
     assert.equal(caps.open, 0);
   });
-  await t.step("cancelled by the reader", async () => {
-    const res = releaseWhenDone(new Response(new ReadableStream({ pull() {} })), caps.acquire("x"));
+  await t.step("cancelled by the reader (the client left)", async () => {
+    const res = sseResponse({ next: () => new Promise(() => {}) });
+    held(res);
+    assert.equal(caps.open, 1);
     await res.body!.cancel();
     assert.equal(caps.open, 0);
   });
-  await t.step("request signal aborted (disconnect) with the body still open", () => {
-    const left = new AbortController();
-    releaseWhenDone(new Response(new ReadableStream({ pull() {} })), caps.acquire("x"), left.signal);
-    left.abort();
-    assert.equal(caps.open, 0);
+  await t.step("any other response holds nothing", () => {
+    assert.equal(onStreamClose(new Response("plain"), () => assert.fail("must not run")), false);
   });
 });
 
