@@ -1,11 +1,13 @@
 /**
- * `deno task bench fanout [--viewers 2000] [--tokens 1000] [--delay-ms 20] [--idle 1000] [--idle-seconds 10]`
+ * `deno task bench fanout [--viewers 2000] [--instances 1] [--tokens 1000] [--delay-ms 20]
+ *   [--idle 1000] [--idle-seconds 10]`
  *
  * N viewers of one new artifact produced by the fake OpenAI server at ~50 tokens/s: model calls,
  * delivery lag from KV write to client (p50/p99), server RSS and CPU; then the CPU used by idle
- * open streams. The app runs as a subprocess on a KV file; viewers are raw TCP connections so
- * the client side stays cheap, and they live in two Worker threads (fanout_viewers.ts) so that
- * this thread's clock is not held up by them. Lag: this thread polls the same KV file every 5 ms
+ * open streams. The app runs as a subprocess on a KV file (with `--instances 2`, two processes
+ * on the same file, each taking half the viewers, as behind a load balancer); viewers are raw
+ * TCP connections so the client side stays cheap, and they live in two Worker threads
+ * (fanout_viewers.ts) so that this thread's clock is not held up by them. Lag: this thread polls the same KV file every 5 ms
  * and notes when each batch became visible; a viewer's lag for a batch is its receive time minus
  * that moment (only for batches written after the viewer connected).
  */
@@ -57,12 +59,27 @@ class ViewerGroup {
   }
 }
 
-/** Opens `count` viewers split over two Worker threads. */
-async function openGroups(port: number, path: string, count: number): Promise<ViewerGroup[]> {
-  const groups = [new ViewerGroup(), new ViewerGroup()];
-  const half = Math.ceil(count / 2);
-  await Promise.all(groups.map((g, i) => g.open(port, path, i === 0 ? half : count - half)));
+/** Opens `count` viewers split over two Worker threads, each thread's share spread over `ports`. */
+async function openGroups(ports: number[], path: string, count: number): Promise<ViewerGroup[]> {
+  const shares = ports.length === 1 ? [ports[0], ports[0]] : ports;
+  const groups = shares.map(() => new ViewerGroup());
+  await Promise.all(groups.map((g, i) => {
+    const share = Math.floor(count / groups.length) + (i < count % groups.length ? 1 : 0);
+    return g.open(shares[i], path, share);
+  }));
   return groups;
+}
+
+/**
+ * Waits (up to 30 s) until the app uses under 2 % of a core over a second, so that the idle figure
+ * is not the tail of the fan-out before it (closing 10,000 connections, collecting their garbage).
+ */
+async function settle(cpuSeconds: () => Promise<number>): Promise<void> {
+  for (let i = 0; i < 30; i++) {
+    const before = await cpuSeconds();
+    await new Promise((r) => setTimeout(r, 1000));
+    if ((await cpuSeconds()) - before < 0.02) return;
+  }
 }
 
 function percentile(values: number[], p: number): number {
@@ -116,6 +133,7 @@ export async function main(args: string[]): Promise<void> {
     args,
     options: {
       viewers: { type: "string", default: "2000" },
+      instances: { type: "string", default: "1" },
       tokens: { type: "string", default: "1000" },
       "delay-ms": { type: "string", default: "20" },
       idle: { type: "string", default: "1000" },
@@ -128,30 +146,36 @@ export async function main(args: string[]): Promise<void> {
     tokens: Number(values.tokens),
     delayMs: Number(values["delay-ms"]),
   });
-  const app = await startAppProcess({
+  const env = {
     OPENAI_API_KEY: "bench",
     OPENAI_BASE_URL: llm.baseUrl,
     LLM_MODEL: "fake-model",
     RATE_LIMITS: "read=100000000/1m,generate=100000/1m,ingest=1000/1m,chat=1000/1m",
     MAX_STREAMS_PER_CLIENT: "0",
     MAX_STREAMS_PER_PROCESS: "0",
-  });
-  const port = Number(new URL(app.url).port);
+  };
+  const app = await startAppProcess(env);
+  const apps = [app];
+  while (apps.length < Number(values.instances)) {
+    apps.push(await startAppProcess(env, { kvPath: app.kvPath }));
+  }
+  const ports = apps.map((a) => Number(new URL(a.url).port));
+  const cpuSeconds = async () => (await Promise.all(apps.map((a) => a.cpuSeconds()))).reduce((x, y) => x + y);
   try {
     const repoId = await uploadRepo(app);
-    const cpu0 = await app.cpuSeconds();
+    const cpu0 = await cpuSeconds();
     const t0 = now();
     const asked = await postJson(`${app.url}/api/repos/${repoId}/artifacts`, { kind: "overview" });
     const id = asked.body.artifact.id as string;
     const batches = watchBatches(app.kvPath, id);
-    const groups = await openGroups(port, `/api/artifacts/${id}/stream`, viewersWanted);
+    const groups = await openGroups(ports, `/api/artifacts/${id}/stream`, viewersWanted);
     const allConnected = now();
     const opened = allConnected - t0;
     await Promise.all(groups.map((g) => g.ended));
     const elapsed = (now() - t0) / 1000;
     await batches.stop();
-    const cpu = (await app.cpuSeconds()) - cpu0;
-    const mem = await app.memory();
+    const cpu = (await cpuSeconds()) - cpu0;
+    const peaks = await Promise.all(apps.map(async (a) => (await a.memory()).peakMb));
     const content = (await (await fetch(`${app.url}/api/artifacts/${id}`)).json()).content as string;
     let identical = 0;
     let viewerCount = 0;
@@ -172,7 +196,9 @@ export async function main(args: string[]): Promise<void> {
       }
     }
     console.log(
-      `fanout: ${viewersWanted} viewers, ${values.tokens} tokens at ${values["delay-ms"]} ms/token`,
+      `fanout: ${viewersWanted} viewers on ${apps.length} process(es), ${values.tokens} tokens at ${
+        values["delay-ms"]
+      } ms/token`,
     );
     console.log(`  model calls: ${llm.calls.chat}`);
     console.log(`  viewers with the full, identical text: ${identical}/${viewerCount}`);
@@ -185,8 +211,10 @@ export async function main(args: string[]): Promise<void> {
       } ms (${xs.length} samples)`;
     console.log(`  delivery lag KV write → client, whole run: ${lagLine(lags)}`);
     console.log(`  delivery lag once every viewer was connected: ${lagLine(steadyLags)}`);
+    const total = peaks.reduce((x, y) => x + y);
+    const each = peaks.length > 1 ? ` (${peaks.map((p) => p.toFixed(0)).join(" + ")} MB)` : "";
     console.log(
-      `  server: peak RSS ${mem.peakMb.toFixed(0)} MB, CPU ${cpu.toFixed(1)} s over ${
+      `  server: peak RSS ${total.toFixed(0)} MB${each}, CPU ${cpu.toFixed(1)} s over ${
         elapsed.toFixed(1)
       } s (${(100 * cpu / elapsed).toFixed(0)}% of a core)`,
     );
@@ -194,12 +222,13 @@ export async function main(args: string[]): Promise<void> {
     const idleCount = Number(values.idle);
     const idleSeconds = Number(values["idle-seconds"]);
     llm.setOptions({ delayMs: 600_000 });
+    await settle(cpuSeconds);
     const slow = await postJson(`${app.url}/api/repos/${repoId}/artifacts`, { kind: "slides" });
-    const idle = await openGroups(port, `/api/artifacts/${slow.body.artifact.id}/stream`, idleCount);
+    const idle = await openGroups(ports, `/api/artifacts/${slow.body.artifact.id}/stream`, idleCount);
     await new Promise((r) => setTimeout(r, 1000));
-    const idleCpu0 = await app.cpuSeconds();
+    const idleCpu0 = await cpuSeconds();
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
-    const idleCpu = (await app.cpuSeconds()) - idleCpu0;
+    const idleCpu = (await cpuSeconds()) - idleCpu0;
     console.log(
       `  idle: ${idleCount} open streams for ${idleSeconds} s used ${idleCpu.toFixed(2)} CPU s (${
         (100 * idleCpu / idleSeconds).toFixed(2)
@@ -207,7 +236,7 @@ export async function main(args: string[]): Promise<void> {
     );
     await Promise.all(idle.map((g) => g.close()));
   } finally {
-    await app.stop();
+    await Promise.all(apps.map((a) => a.stop()));
     await llm.close();
   }
 }
