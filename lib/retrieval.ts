@@ -2,6 +2,13 @@
  * The retrieval index for chat and concepts: files split into line-ranged chunks, indexed with
  * BM25 (MiniSearch). Built while ingesting, in shards of bounded size so memory stays bounded
  * whatever the repository's size; each shard is stored in KV as a blob.
+ *
+ * Ingest writes each shard straight in MiniSearch's own serialised form (what `toJSON()` returns,
+ * serialisation version 2: per term, per field, per chunk, the term's count) by counting terms
+ * with the same tokenizer and options; searching loads it with `MiniSearch.loadJSON` and MiniSearch
+ * does all the scoring. MiniSearch's `add()` keeps a radix tree up to date for every term it sees,
+ * which only searching needs, and that was over half of a large ingest's CPU time (figures in
+ * docs/PERFORMANCE.md). A test checks the shards equal what `add()` + `toJSON()` produce.
  */
 import MiniSearch from "minisearch";
 import { getBlobMeta, readBlob, writeBlob } from "./blobs.ts";
@@ -28,6 +35,8 @@ function tokenize(text: string): string[] {
   for (const word of text.split(/[^A-Za-z0-9_]+/)) {
     if (!word) continue;
     out.push(word);
+    // the split below is the slow part; it only splits at a `_` or before a capital after the start
+    if (!/_|.[A-Z]/.test(word)) continue;
     const parts = word.split(/_|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])/);
     if (parts.length > 1) out.push(...parts);
   }
@@ -39,12 +48,71 @@ function processTerm(term: string): string | null {
   return t.length < 2 || t.length > 40 ? null : t;
 }
 
-const OPTIONS = {
-  fields: ["path", "text"],
+const FIELDS = ["path", "text"] as const;
+/** The options every shard is built and loaded with (a shard can only be read with the same ones). */
+export const INDEX_OPTIONS = {
+  fields: [...FIELDS],
   storeFields: ["path", "startLine", "endLine"],
   tokenize,
   processTerm,
 };
+
+/** Per term: per field id, chunk id → how often the term occurs in that field of that chunk. */
+type Postings = Record<number, Record<number, number>>;
+
+/**
+ * One shard being built, in the shape `MiniSearch.loadJS` reads: the same document ids, field
+ * lengths (distinct raw tokens), running average field lengths and stored fields as `add()` makes.
+ */
+class Shard {
+  readonly #index = new Map<string, Postings>();
+  readonly #documentIds: Record<number, number> = {};
+  readonly #fieldLength: Record<number, number[]> = {};
+  readonly #storedFields: Record<number, Chunk> = {};
+  readonly #averageFieldLength = FIELDS.map(() => 0);
+  count = 0;
+  textChars = 0;
+
+  add(chunk: Chunk & { text: string }): void {
+    const id = this.count++;
+    this.#documentIds[id] = id;
+    this.#storedFields[id] = { path: chunk.path, startLine: chunk.startLine, endLine: chunk.endLine };
+    const lengths: number[] = [];
+    FIELDS.forEach((field, fieldId) => {
+      // each distinct raw token once: its count here, then one update of the shard's postings
+      const tokens = new Map<string, number>();
+      for (const token of tokenize(chunk[field])) tokens.set(token, (tokens.get(token) ?? 0) + 1);
+      lengths.push(tokens.size);
+      this.#averageFieldLength[fieldId] = (this.#averageFieldLength[fieldId] * id + tokens.size) / (id + 1);
+      for (const [token, count] of tokens) {
+        const term = processTerm(token);
+        if (!term) continue;
+        let postings = this.#index.get(term);
+        if (!postings) this.#index.set(term, postings = {});
+        const counts = postings[fieldId] ??= {};
+        counts[id] = (counts[id] ?? 0) + count;
+      }
+    });
+    this.#fieldLength[id] = lengths;
+    this.textChars += chunk.text.length;
+  }
+
+  /** The shard as `MiniSearch#toJSON()` would have written it. */
+  toJSON() {
+    return {
+      documentCount: this.count,
+      nextId: this.count,
+      documentIds: this.#documentIds,
+      fieldIds: Object.fromEntries(FIELDS.map((f, i) => [f, i])),
+      fieldLength: this.#fieldLength,
+      averageFieldLength: this.#averageFieldLength,
+      storedFields: this.#storedFields,
+      dirtCount: 0,
+      index: [...this.#index],
+      serializationVersion: 2,
+    };
+  }
+}
 
 /** Splits a file into chunks of about 40 lines (fewer when lines are very long). */
 export function chunkLines(text: string): { startLine: number; endLine: number; text: string }[] {
@@ -70,9 +138,7 @@ export function chunkLines(text: string): { startLine: number; endLine: number; 
 
 /** Accumulates chunks into shards and writes each full shard to KV through the ingest's batch. */
 export class IndexBuilder {
-  #index = new MiniSearch(OPTIONS);
-  #shardText = 0;
-  #nextId = 0;
+  #shard = new Shard();
   shards = 0;
   chunks = 0;
 
@@ -85,20 +151,18 @@ export class IndexBuilder {
   /** Indexes one file's chunks; writes a shard when the current one is full. */
   async add(path: string, text: string): Promise<void> {
     for (const chunk of chunkLines(text)) {
-      this.#index.add({ id: this.#nextId++, path, ...chunk });
-      this.#shardText += chunk.text.length;
+      this.#shard.add({ path, ...chunk });
       this.chunks++;
     }
-    if (this.#shardText >= SHARD_TEXT_BYTES) await this.#writeShard();
+    if (this.#shard.textChars >= SHARD_TEXT_BYTES) await this.#writeShard();
   }
 
   async #writeShard(): Promise<void> {
-    if (this.#index.documentCount === 0) return;
-    const bytes = new TextEncoder().encode(JSON.stringify(this.#index));
+    if (this.#shard.count === 0) return;
+    const bytes = new TextEncoder().encode(JSON.stringify(this.#shard));
     await writeBlob(this.batch, keys.repoIndexShard(this.repoId, this.gen, this.shards), bytes);
     this.shards++;
-    this.#index = new MiniSearch(OPTIONS);
-    this.#shardText = 0;
+    this.#shard = new Shard();
   }
 
   /** Writes the last shard; returns the shard count. */
@@ -131,7 +195,7 @@ async function loadShard(
   const bytes = await readBlob(kv, base, meta);
   let index: MiniSearch;
   try {
-    index = MiniSearch.loadJSON(new TextDecoder().decode(bytes!), OPTIONS);
+    index = MiniSearch.loadJSON(new TextDecoder().decode(bytes!), INDEX_OPTIONS);
   } catch {
     return null; // an index written in another format: no hits rather than a failed chat
   }

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { putBlob } from "../../lib/blobs.ts";
+import MiniSearch from "minisearch";
+import { getBlobMeta, putBlob, readBlob } from "../../lib/blobs.ts";
 import { keys } from "../../lib/keys.ts";
 import { KvBatch } from "../../lib/kv_util.ts";
-import { chunkLines, IndexBuilder, searchRepo } from "../../lib/retrieval.ts";
+import { chunkLines, INDEX_OPTIONS, IndexBuilder, searchRepo } from "../../lib/retrieval.ts";
 
 const FILES: Record<string, string> = {
   "README.md": "# Demo\n\nParses repository addresses and renders HTML pages.\n",
@@ -96,4 +97,42 @@ Deno.test("chunkLines splits into 40-line chunks, shorter when lines are long, s
   assert.deepEqual(chunkLines(long).map((c) => [c.startLine, c.endLine]), [[1, 1], [2, 3]]);
   assert.deepEqual(chunkLines("\n \n\t\n"), []);
   assert.equal(chunkLines("a\nb").at(0)?.text, "a\nb");
+});
+
+Deno.test("a shard written by ingest is exactly what MiniSearch builds and serialises for the same chunks", async () => {
+  const files: Record<string, string> = {
+    ...FILES,
+    "src/edge.ts": "_private __dunder__ HTTPServer XMLHttpRequest getX a1B2 ALLCAPS snake_Case_mix\n",
+    "src/repeat.ts": "const parse = parse(parse);\n".repeat(60),
+    "src/unicode.ts": "export const café = 'naïve'; // 日本語 ünïcödé\n",
+  };
+  const { kv, repo } = await buildIndex(files);
+  try {
+    assert.equal(repo.indexShards, 1);
+    const base = keys.repoIndexShard(repo.id, repo.gen, 0);
+    const written = JSON.parse(
+      new TextDecoder().decode((await readBlob(kv, base, (await getBlobMeta(kv, base))!))!),
+    );
+    const reference = new MiniSearch(INDEX_OPTIONS);
+    let id = 0;
+    for (const [path, text] of Object.entries(files)) {
+      for (const chunk of chunkLines(text)) reference.add({ id: id++, path, ...chunk });
+    }
+    const expected = JSON.parse(JSON.stringify(reference));
+    const byTerm = (index: [string, unknown][]) => [...index].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    assert.deepEqual({ ...written, index: byTerm(written.index) }, {
+      ...expected,
+      index: byTerm(expected.index),
+    });
+    // and MiniSearch scores a query over both the same (prefix matches may be listed in another order)
+    const query = "parse github url server";
+    const search = (json: unknown) =>
+      MiniSearch.loadJSON(JSON.stringify(json), INDEX_OPTIONS)
+        .search(query, { boost: { path: 2 }, prefix: true })
+        .map((r) => ({ id: r.id, score: r.score, terms: [...r.terms].sort() }));
+    assert.deepEqual(search(written), search(expected));
+    assert.ok(search(written).length > 0);
+  } finally {
+    kv.close();
+  }
 });
