@@ -3,12 +3,13 @@
  * BM25 (MiniSearch). Built while ingesting, in shards of bounded size so memory stays bounded
  * whatever the repository's size; each shard is stored in KV as a blob.
  *
- * Ingest writes each shard straight in MiniSearch's own serialised form (what `toJSON()` returns,
- * serialisation version 2: per term, per field, per chunk, the term's count) by counting terms
- * with the same tokenizer and options; searching loads it with `MiniSearch.loadJSON` and MiniSearch
- * does all the scoring. MiniSearch's `add()` keeps a radix tree up to date for every term it sees,
- * which only searching needs, and that was over half of a large ingest's CPU time (figures in
- * docs/PERFORMANCE.md). A test checks the shards equal what `add()` + `toJSON()` produce.
+ * Ingest does not call MiniSearch's `add()`: that keeps a radix tree up to date for every term it
+ * sees, which only searching needs, and MiniSearch's JSON is as large as the text it indexes —
+ * together over half of a large ingest's CPU time and most of its memory (docs/PERFORMANCE.md).
+ * Ingest counts terms with the same tokenizer and options and stores each shard compactly (per
+ * term, per field: chunk ids and counts); a process that searches turns a shard into MiniSearch's
+ * serialised form (`toJSON()`, version 2) and loads it with `MiniSearch.loadJS`, so MiniSearch
+ * does all the scoring. A test checks a loaded shard equals what `add()` + `toJSON()` produce.
  */
 import MiniSearch from "minisearch";
 import { getBlobMeta, readBlob, writeBlob } from "./blobs.ts";
@@ -57,60 +58,158 @@ export const INDEX_OPTIONS = {
   processTerm,
 };
 
-/** Per term: per field id, chunk id → how often the term occurs in that field of that chunk. */
-type Postings = Record<number, Record<number, number>>;
+/** Names the stored shard layout below, so a shard of another layout is never misread. */
+const SHARD_FORMAT = "repolm-bm25-1";
 
 /**
- * One shard being built, in the shape `MiniSearch.loadJS` reads: the same document ids, field
- * lengths (distinct raw tokens), running average field lengths and stored fields as `add()` makes.
+ * A shard as stored in KV: compact (about a third of MiniSearch's own JSON), and turned into
+ * MiniSearch's form only when a process loads it to search.
+ */
+interface StoredShard {
+  format: typeof SHARD_FORMAT;
+  paths: string[];
+  /** Per chunk: its path's index in `paths`, first line, last line. */
+  chunks: number[];
+  /** Per chunk, per field: distinct raw tokens (MiniSearch's field length). */
+  fieldLength: number[];
+  averageFieldLength: number[];
+  terms: string[];
+  /** Per term, per field: `[chunk id − previous chunk id, count, …]`. */
+  postings: number[][][];
+}
+
+/** One term's postings while a shard is built: per field, as stored, and the last chunk id in it. */
+interface Postings {
+  flat: number[][];
+  last: number[];
+}
+
+/** A raw token in a shard being built; `mark` tells whether it was seen in this field of this chunk. */
+interface SeenToken {
+  postings: Postings | null;
+  mark: number;
+}
+
+/**
+ * One shard being built: the same document ids, field lengths (distinct raw tokens), running
+ * average field lengths, stored fields and term counts as MiniSearch's `add()` makes.
  */
 class Shard {
   readonly #index = new Map<string, Postings>();
-  readonly #documentIds: Record<number, number> = {};
-  readonly #fieldLength: Record<number, number[]> = {};
-  readonly #storedFields: Record<number, Chunk> = {};
+  readonly #byToken = new Map<string, SeenToken>();
+  readonly #paths = new Map<string, number>();
+  readonly #chunks: number[] = [];
+  readonly #fieldLength: number[] = [];
   readonly #averageFieldLength = FIELDS.map(() => 0);
   count = 0;
   textChars = 0;
 
   add(chunk: Chunk & { text: string }): void {
     const id = this.count++;
-    this.#documentIds[id] = id;
-    this.#storedFields[id] = { path: chunk.path, startLine: chunk.startLine, endLine: chunk.endLine };
-    const lengths: number[] = [];
-    FIELDS.forEach((field, fieldId) => {
-      // each distinct raw token once: its count here, then one update of the shard's postings
-      const tokens = new Map<string, number>();
-      for (const token of tokenize(chunk[field])) tokens.set(token, (tokens.get(token) ?? 0) + 1);
-      lengths.push(tokens.size);
-      this.#averageFieldLength[fieldId] = (this.#averageFieldLength[fieldId] * id + tokens.size) / (id + 1);
-      for (const [token, count] of tokens) {
-        const term = processTerm(token);
-        if (!term) continue;
-        let postings = this.#index.get(term);
-        if (!postings) this.#index.set(term, postings = {});
-        const counts = postings[fieldId] ??= {};
-        counts[id] = (counts[id] ?? 0) + count;
+    let pathIndex = this.#paths.get(chunk.path);
+    if (pathIndex === undefined) this.#paths.set(chunk.path, pathIndex = this.#paths.size);
+    this.#chunks.push(pathIndex, chunk.startLine, chunk.endLine);
+    for (let fieldId = 0; fieldId < FIELDS.length; fieldId++) {
+      const mark = id * FIELDS.length + fieldId + 1;
+      let distinct = 0;
+      for (const token of tokenize(chunk[FIELDS[fieldId]])) {
+        const seen = this.#tokenOf(token);
+        if (seen.mark !== mark) {
+          seen.mark = mark;
+          distinct++;
+        }
+        const postings = seen.postings;
+        if (!postings) continue;
+        const flat = postings.flat[fieldId];
+        // two raw tokens can make one term ("Parse" and "parse"): their counts add up
+        if (flat.length && postings.last[fieldId] === id) flat[flat.length - 1]++;
+        else {
+          flat.push(id - postings.last[fieldId], 1);
+          postings.last[fieldId] = id;
+        }
       }
-    });
-    this.#fieldLength[id] = lengths;
+      this.#fieldLength.push(distinct);
+      this.#averageFieldLength[fieldId] = (this.#averageFieldLength[fieldId] * id + distinct) / (id + 1);
+    }
     this.textChars += chunk.text.length;
   }
 
-  /** The shard as `MiniSearch#toJSON()` would have written it. */
-  toJSON() {
+  /** What the shard knows of a raw token: its term's postings (null: not indexed), and where it was last seen. */
+  #tokenOf(token: string): SeenToken {
+    let seen = this.#byToken.get(token);
+    if (!seen) {
+      const term = processTerm(token);
+      let postings = term === null ? null : this.#index.get(term) ?? null;
+      if (term !== null && postings === null) {
+        this.#index.set(term, postings = { flat: FIELDS.map(() => []), last: FIELDS.map(() => 0) });
+      }
+      this.#byToken.set(token, seen = { postings, mark: 0 });
+    }
+    return seen;
+  }
+
+  toJSON(): StoredShard {
     return {
-      documentCount: this.count,
-      nextId: this.count,
-      documentIds: this.#documentIds,
-      fieldIds: Object.fromEntries(FIELDS.map((f, i) => [f, i])),
+      format: SHARD_FORMAT,
+      paths: [...this.#paths.keys()],
+      chunks: this.#chunks,
       fieldLength: this.#fieldLength,
       averageFieldLength: this.#averageFieldLength,
-      storedFields: this.#storedFields,
-      dirtCount: 0,
-      index: [...this.#index],
-      serializationVersion: 2,
+      terms: [...this.#index.keys()],
+      postings: [...this.#index.values()].map((p) => p.flat),
     };
+  }
+}
+
+/** A stored shard as MiniSearch's serialised form (`toJSON()`, version 2), ready for `loadJS`. */
+function miniSearchForm(shard: StoredShard) {
+  const count = shard.chunks.length / 3;
+  const documentIds: Record<number, number> = {};
+  const fieldLength: Record<number, number[]> = {};
+  const storedFields: Record<number, Chunk> = {};
+  for (let id = 0; id < count; id++) {
+    documentIds[id] = id;
+    fieldLength[id] = shard.fieldLength.slice(id * FIELDS.length, (id + 1) * FIELDS.length);
+    const [pathIndex, startLine, endLine] = shard.chunks.slice(id * 3, id * 3 + 3);
+    storedFields[id] = { path: shard.paths[pathIndex], startLine, endLine };
+  }
+  const index = shard.terms.map((term, t) => {
+    const fields: Record<number, Record<number, number>> = {};
+    shard.postings[t].forEach((flat, fieldId) => {
+      if (!flat.length) return;
+      const counts: Record<number, number> = {};
+      for (let i = 0, id = 0; i < flat.length; i += 2) counts[id += flat[i]] = flat[i + 1];
+      fields[fieldId] = counts;
+    });
+    return [term, fields];
+  });
+  return {
+    documentCount: count,
+    nextId: count,
+    documentIds,
+    fieldIds: Object.fromEntries(FIELDS.map((f, i) => [f, i])),
+    fieldLength,
+    averageFieldLength: shard.averageFieldLength,
+    storedFields,
+    dirtCount: 0,
+    index,
+    serializationVersion: 2,
+  };
+}
+
+/**
+ * A stored shard, ready to search; null when it cannot be read. Shards written by earlier versions
+ * in MiniSearch's own JSON are read too.
+ */
+export function loadShardIndex(bytes: Uint8Array): MiniSearch | null {
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(bytes));
+    return MiniSearch.loadJS(
+      parsed?.format === SHARD_FORMAT ? miniSearchForm(parsed) : parsed,
+      INDEX_OPTIONS,
+    );
+  } catch {
+    return null; // an index in another format: no hits rather than a failed chat
   }
 }
 
@@ -192,13 +291,8 @@ async function loadShard(
   const base = keys.repoIndexShard(repoId, gen, shard);
   const meta = await getBlobMeta(kv, base);
   if (!meta) return null;
-  const bytes = await readBlob(kv, base, meta);
-  let index: MiniSearch;
-  try {
-    index = MiniSearch.loadJSON(new TextDecoder().decode(bytes!), INDEX_OPTIONS);
-  } catch {
-    return null; // an index written in another format: no hits rather than a failed chat
-  }
+  const index = loadShardIndex((await readBlob(kv, base, meta))!);
+  if (!index) return null;
   shardCache.set(cacheKey, index);
   if (shardCache.size > SHARD_CACHE_SIZE) shardCache.delete(shardCache.keys().next().value!);
   return index;
