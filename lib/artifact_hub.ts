@@ -22,6 +22,14 @@ const MAX_CHUNK_BYTES = 32 * 1024;
 const MAX_CHUNK_BATCHES = 64;
 /** Socket writes per second a process aims to stay under across all its viewers. */
 export const DELIVERIES_PER_SECOND = 40_000;
+/**
+ * How often a live artifact's record is read for writes by other processes (kv.watch sees this
+ * process's own at once): each poll is a KV read, so an artifact watched by many viewers is polled
+ * more often than one watched by a few.
+ */
+const POLL_MS = 250;
+const BUSY_POLL_MS = 100;
+const BUSY_VIEWERS = 1000;
 /** The longest a change waits to be published, however many viewers there are. */
 const MAX_PACE_MS = 400;
 
@@ -51,15 +59,14 @@ class LiveArtifact {
   constructor(
     private readonly kv: Deno.Kv,
     readonly id: string,
-    pollMs: number,
     private readonly paceMs: () => number,
   ) {
     let ready = () => {};
     this.#first = new Promise((r) => ready = r);
-    this.#watch(pollMs, ready);
+    this.#watch(ready);
   }
 
-  async #watch(pollMs: number, ready: () => void): Promise<void> {
+  async #watch(ready: () => void): Promise<void> {
     let first = true;
     try {
       for await (
@@ -67,7 +74,8 @@ class LiveArtifact {
           this.kv,
           [keys.artifact(this.id)],
           this.#abort.signal,
-          pollMs,
+          // another process's writes are seen by polling: sooner when many wait for them
+          () => (this.viewers >= BUSY_VIEWERS ? BUSY_POLL_MS : POLL_MS),
         )
       ) {
         this.#latest = entry.value;
@@ -203,13 +211,13 @@ export class ArtifactHub {
   #viewers = 0;
   readonly #paceMs = () => Math.min(MAX_PACE_MS, (this.#viewers * 1000) / DELIVERIES_PER_SECOND);
 
-  constructor(private readonly kv: Deno.Kv, private readonly pollMs = 100) {}
+  constructor(private readonly kv: Deno.Kv) {}
 
   /** Joins the live view of an artifact; call `leave` exactly once when done. */
   join(id: string): { live: LiveArtifact; leave: () => void } {
     let live = this.#live.get(id);
     if (!live) {
-      live = new LiveArtifact(this.kv, id, this.pollMs, this.#paceMs);
+      live = new LiveArtifact(this.kv, id, this.#paceMs);
       this.#live.set(id, live);
     }
     live.viewers++;
