@@ -74,7 +74,27 @@ Deno.test("searchRepo merges hits across shards and ignores an index of another 
       const hits = await searchRepo(kv, repo, "needle haystack");
       assert.equal(hits[0].path, "late/needle.ts");
     });
-    await t.step("a shard in an older format yields nothing instead of failing", async () => {
+    await t.step(
+      "a shard written by earlier versions (MiniSearch's own JSON) is still searched",
+      async () => {
+        const index = new MiniSearch(INDEX_OPTIONS);
+        index.add({
+          id: 0,
+          path: "old/needle.ts",
+          startLine: 3,
+          endLine: 9,
+          text: "const needleInHaystack = 1;",
+        });
+        await putBlob(
+          kv,
+          keys.repoIndexShard("v1", "gen", 0),
+          new TextEncoder().encode(JSON.stringify(index)),
+        );
+        const hits = await searchRepo(kv, { id: "v1", gen: "gen", indexShards: 1 }, "needle haystack");
+        assert.deepEqual(hits.map((h) => [h.path, h.startLine, h.endLine]), [["old/needle.ts", 3, 9]]);
+      },
+    );
+    await t.step("a shard in an unknown format yields nothing instead of failing", async () => {
       await putBlob(
         kv,
         keys.repoIndexShard("old", "gen", 0),

@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { ArtifactHub, DELIVERIES_PER_SECOND } from "../../lib/artifact_hub.ts";
+import { keys } from "../../lib/keys.ts";
+
+/**
+ * Writes the record's textSeq every 5 ms for `ms` while one viewer of `viewers` waits on the hub,
+ * and returns when each change was published to viewers (ms since the first write).
+ */
+async function publishTimes(viewers: number, ms: number): Promise<{ times: number[]; lastSeq: number }> {
+  const kv = await Deno.openKv(":memory:");
+  const hub = new ArtifactHub(kv);
+  const id = "art";
+  const record = { id, status: "generating", gen: 1, textSeq: 0, expiresAt: Date.now() + 60_000 };
+  await kv.set(keys.artifact(id), record);
+  const joined = Array.from({ length: viewers }, () => hub.join(id));
+  const live = joined[0].live;
+  await live.ready();
+  const start = performance.now();
+  const times: number[] = [];
+  let writing = true;
+  const writer = (async () => {
+    for (let seq = 1; performance.now() - start < ms; seq++) {
+      await kv.set(keys.artifact(id), { ...record, textSeq: seq });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    writing = false;
+  })();
+  while (writing) {
+    await Promise.race([live.changed(), writer]);
+    if (writing) times.push(performance.now() - start);
+  }
+  await writer;
+  for (const { leave } of joined) leave();
+  kv.close();
+  return { times, lastSeq: live.record!.textSeq };
+}
+
+Deno.test("the hub publishes changes at once to a few viewers and paced to many (one write per viewer per publish)", async (t) => {
+  await t.step("10 viewers: changes go out as they come", async () => {
+    const { times } = await publishTimes(10, 400);
+    assert.ok(times.length >= 20, `${times.length} publishes in 400 ms of writes every 5 ms`);
+  });
+  await t.step(
+    "8,000 viewers: at most one publish per 200 ms, each with everything written so far",
+    async () => {
+      const paceMs = (8000 * 1000) / DELIVERIES_PER_SECOND;
+      assert.equal(paceMs, 200);
+      const { times, lastSeq } = await publishTimes(8000, 700);
+      assert.ok(times.length >= 2, `${times.length} publishes`);
+      for (let i = 1; i < times.length; i++) {
+        assert.ok(
+          times[i] - times[i - 1] >= paceMs - 2,
+          `publishes ${i - 1} and ${i} were ${times[i] - times[i - 1]} ms apart`,
+        );
+      }
+      assert.ok(lastSeq > times.length, `batches ${lastSeq} went out in ${times.length} publishes`);
+    },
+  );
+});
