@@ -17,6 +17,7 @@
  * RATE_LIMITS, MAX_STREAMS_PER_PROCESS) in the environment of `deno task cluster`.
  */
 import { parseArgs } from "node:util";
+import { APP_V8_FLAGS } from "../bench/app_process.ts";
 import { syntheticRepoStream } from "../tests/fakes/archives.ts";
 import { type FakeGitHub, startFakeGitHub } from "../tests/fakes/github.ts";
 import { type FakeOpenAI, type Fault, type FaultMode, startFakeOpenAI } from "../tests/fakes/openai.ts";
@@ -128,7 +129,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const instances: Instance[] = [];
   const start = (port: number): Instance => {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${root}main.ts`],
+      args: ["run", "-A", `--v8-flags=${APP_V8_FLAGS}`, `${root}main.ts`],
       cwd: root,
       env: { ...env, PORT: String(port) },
       stdin: "null",
