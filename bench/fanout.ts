@@ -71,14 +71,15 @@ async function openGroups(ports: number[], path: string, count: number): Promise
 }
 
 /**
- * Waits (up to 30 s) until the app uses under 2 % of a core over a second, so that the idle figure
- * is not the tail of the fan-out before it (closing 10,000 connections, collecting their garbage).
+ * Waits (up to 30 s) until the app uses under 1 % of a core for three seconds running, so that the
+ * idle figure is not the tail of the fan-out before it (closing 10,000 connections, collecting
+ * their garbage).
  */
 async function settle(cpuSeconds: () => Promise<number>): Promise<void> {
-  for (let i = 0; i < 30; i++) {
+  for (let i = 0, quiet = 0; i < 30 && quiet < 3; i++) {
     const before = await cpuSeconds();
     await new Promise((r) => setTimeout(r, 1000));
-    if ((await cpuSeconds()) - before < 0.02) return;
+    quiet = (await cpuSeconds()) - before < 0.01 ? quiet + 1 : 0;
   }
 }
 

@@ -69,11 +69,18 @@ export function onStreamClose(res: Response, hook: () => void): boolean {
 }
 
 /**
- * A `text/event-stream` response fed by `events` (events, or bytes already framed by formatEvent
- * — shared by many viewers). Cancelling (the client left) returns the iterator.
+ * What feeds an SSE response: events, or bytes already framed by formatEvent (shared by many
+ * viewers). An async iterator, or one whose `next` answers at once when it has something ready,
+ * which spares the promises of an async step for each of 10,000 viewers on every batch.
  */
+export interface SseEvents {
+  next(): IteratorResult<SseEvent | Uint8Array> | Promise<IteratorResult<SseEvent | Uint8Array>>;
+  return?(value?: undefined): unknown;
+}
+
+/** A `text/event-stream` response fed by `events`. Cancelling (the client left) returns the iterator. */
 export function sseResponse(
-  events: AsyncIterator<SseEvent | Uint8Array>,
+  events: SseEvents,
   options: { headers?: HeadersInit; onClose?: () => void } = {},
 ): Response {
   let state: OpenStream | undefined;
@@ -90,9 +97,8 @@ export function sseResponse(
       state = { controller, lastSent: Date.now() };
       track(state);
     },
-    async pull(controller) {
-      try {
-        const next = await events.next();
+    pull(controller) {
+      const send = (next: IteratorResult<SseEvent | Uint8Array>) => {
         if (closed) return;
         if (next.done) {
           close();
@@ -100,9 +106,17 @@ export function sseResponse(
         }
         controller.enqueue(next.value instanceof Uint8Array ? next.value : formatEvent(next.value));
         state!.lastSent = Date.now();
-      } catch (e) {
+      };
+      const fail = (e: unknown) => {
         close();
         controller.error(e);
+      };
+      try {
+        const next = events.next();
+        if (next instanceof Promise) return next.then(send, fail);
+        send(next);
+      } catch (e) {
+        fail(e);
       }
     },
     async cancel() {

@@ -19,7 +19,7 @@ import { LlmUnavailableError } from "../lib/llm/circuit.ts";
 import { clientOf } from "../lib/client.ts";
 import { assertQuotaLeft, type QuotaClient, QuotaExceededError } from "../lib/quota.ts";
 import { requireReadyRepo } from "../lib/repos.ts";
-import { type SseEvent, sseResponse } from "../lib/sse.ts";
+import { type SseEvent, type SseEvents, sseResponse } from "../lib/sse.ts";
 import { idParam, jsonBody } from "./validate.ts";
 
 const artifactBody = z.object({
@@ -65,11 +65,11 @@ function resumeAfter(header: string | undefined, query: string | undefined): num
 
 /**
  * One viewer's events: what is committed past its position, then `done` or `error`. Written as a
- * plain iterator rather than a generator because 10,000 of them step once per batch: a viewer
- * that is caught up takes the shared bytes without awaiting anything, then waits on the one
- * promise the hub shares among all waiting viewers.
+ * plain iterator that answers at once whenever it can: a caught-up viewer woken by the hub takes
+ * the shared bytes synchronously, then waits on the one promise the hub shares among all waiting
+ * viewers.
  */
-class ArtifactViewer implements AsyncIterator<SseEvent | Uint8Array> {
+class ArtifactViewer implements SseEvents {
   #next: number;
   #ended = false;
 
@@ -78,30 +78,33 @@ class ArtifactViewer implements AsyncIterator<SseEvent | Uint8Array> {
     this.#next = after + 1;
   }
 
-  async next(): Promise<IteratorResult<SseEvent | Uint8Array>> {
-    while (!this.#ended) {
-      const rec = this.live.record;
-      if (!rec) {
-        return this.#last({ event: "error", data: { code: "not_found", message: "The artifact is gone." } });
-      }
-      if (rec.textSeq >= this.#next) {
-        const chunk = this.live.readyDeltaEvents(rec.gen, this.#next, rec.textSeq) ??
-          await this.live.deltaEvents(rec.gen, this.#next, rec.textSeq);
-        if (chunk !== null) {
-          this.#next = chunk.last + 1;
-          return { value: chunk.bytes, done: false };
-        }
-      } else if (rec.status === "done") {
-        return this.#last({ id: rec.textSeq, event: "done", data: publicArtifact(rec) });
-      } else if (rec.status === "failed") {
-        return this.#last({
-          event: "error",
-          data: rec.error ?? { code: "failed", message: "The generation failed." },
-        });
-      }
-      await this.live.changed();
+  next(): IteratorResult<SseEvent | Uint8Array> | Promise<IteratorResult<SseEvent | Uint8Array>> {
+    if (this.#ended) return { value: undefined, done: true };
+    const rec = this.live.record;
+    if (!rec) {
+      return this.#last({ event: "error", data: { code: "not_found", message: "The artifact is gone." } });
     }
-    return { value: undefined, done: true };
+    if (rec.textSeq >= this.#next) {
+      const ready = this.live.readyDeltaEvents(rec.gen, this.#next, rec.textSeq);
+      if (ready) return this.#send(ready);
+      return this.live.deltaEvents(rec.gen, this.#next, rec.textSeq)
+        .then((chunk) => (chunk ? this.#send(chunk) : this.live.changed().then(() => this.next())));
+    }
+    if (rec.status === "done") {
+      return this.#last({ id: rec.textSeq, event: "done", data: publicArtifact(rec) });
+    }
+    if (rec.status === "failed") {
+      return this.#last({
+        event: "error",
+        data: rec.error ?? { code: "failed", message: "The generation failed." },
+      });
+    }
+    return this.live.changed().then(() => this.next());
+  }
+
+  #send(chunk: { bytes: Uint8Array; last: number }): IteratorResult<Uint8Array> {
+    this.#next = chunk.last + 1;
+    return { value: chunk.bytes, done: false };
   }
 
   #last(event: SseEvent): IteratorResult<SseEvent> {
@@ -110,10 +113,9 @@ class ArtifactViewer implements AsyncIterator<SseEvent | Uint8Array> {
   }
 
   /** The client left (or the stream ended): stop, and leave the hub once. */
-  return(): Promise<IteratorResult<SseEvent>> {
+  return(): void {
     this.#ended = true;
     this.leave();
-    return Promise.resolve({ value: undefined, done: true });
   }
 }
 
