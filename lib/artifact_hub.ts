@@ -52,7 +52,7 @@ class LiveArtifact {
   /** The same batches once read, for the synchronous fast path every caught-up viewer takes. */
   #framed = new Map<string, Uint8Array>();
   /** The last run of batches joined into one buffer, shared by every viewer at the same position. */
-  #joined: Deltas & { key: string } | null = null;
+  #joined: Deltas & { gen: number; from: number; to: number } | null = null;
   #abort = new AbortController();
   #first: Promise<void>;
 
@@ -164,16 +164,16 @@ class LiveArtifact {
    * caught-up viewer takes); undefined otherwise.
    */
   readyDeltaEvents(gen: number, from: number, to: number): Deltas | undefined {
-    const key = `${gen}:${from}:${to}`;
-    if (this.#joined?.key === key) return this.#joined;
+    const joined = this.#joined;
+    if (joined && joined.gen === gen && joined.from === from && joined.to === to) return joined;
     return this.#joinRun(gen, from, to, (seq) => this.#framed.get(`${gen}:${seq}`));
   }
 
   #joinRun(gen: number, from: number, to: number, get: (seq: number) => Uint8Array | undefined) {
     const parts = this.#gather(from, to, get);
     if (!parts) return undefined;
-    const joined = { key: `${gen}:${from}:${to}`, bytes: join(parts), last: from + parts.length - 1 };
-    if (parts.length > 1) this.#joined = joined;
+    const joined = { gen, from, to, bytes: join(parts), last: from + parts.length - 1 };
+    this.#joined = joined;
     return joined;
   }
 

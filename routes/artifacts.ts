@@ -88,7 +88,7 @@ class ArtifactViewer implements SseEvents {
       const ready = this.live.readyDeltaEvents(rec.gen, this.#next, rec.textSeq);
       if (ready) return this.#send(ready);
       return this.live.deltaEvents(rec.gen, this.#next, rec.textSeq)
-        .then((chunk) => (chunk ? this.#send(chunk) : this.live.changed().then(() => this.next())));
+        .then((chunk) => (chunk ? this.#send(chunk) : this.live.changed().then(this.#resume)));
     }
     if (rec.status === "done") {
       return this.#last({ id: rec.textSeq, event: "done", data: publicArtifact(rec) });
@@ -99,8 +99,10 @@ class ArtifactViewer implements SseEvents {
         data: rec.error ?? { code: "failed", message: "The generation failed." },
       });
     }
-    return this.live.changed().then(() => this.next());
+    return this.live.changed().then(this.#resume);
   }
+
+  readonly #resume = () => this.next();
 
   #send(chunk: { bytes: Uint8Array; last: number }): IteratorResult<Uint8Array> {
     this.#next = chunk.last + 1;
