@@ -20,6 +20,11 @@ const BATCH_CACHE = 256;
 const MAX_CHUNK_BYTES = 32 * 1024;
 /** Most batches sent in one pull. */
 const MAX_CHUNK_BATCHES = 64;
+/**
+ * Joined runs of batches kept: viewers at a few positions at once (caught up, arriving now and
+ * catching up from the start, resuming) each find theirs instead of evicting the others'.
+ */
+const JOINED_RUNS = 8;
 /** Socket writes per second a process aims to stay under across all its viewers. */
 export const DELIVERIES_PER_SECOND = 40_000;
 /**
@@ -51,8 +56,8 @@ class LiveArtifact {
   #batches = new Map<string, Promise<Uint8Array | null>>();
   /** The same batches once read, for the synchronous fast path every caught-up viewer takes. */
   #framed = new Map<string, Uint8Array>();
-  /** The last run of batches joined into one buffer, shared by every viewer at the same position. */
-  #joined: Deltas & { gen: number; from: number; to: number } | null = null;
+  /** The latest runs of batches joined into one buffer, each shared by every viewer at its position. */
+  #joined: (Deltas & { gen: number; from: number; to: number })[] = [];
   #abort = new AbortController();
   #first: Promise<void>;
 
@@ -164,8 +169,9 @@ class LiveArtifact {
    * caught-up viewer takes); undefined otherwise.
    */
   readyDeltaEvents(gen: number, from: number, to: number): Deltas | undefined {
-    const joined = this.#joined;
-    if (joined && joined.gen === gen && joined.from === from && joined.to === to) return joined;
+    for (const joined of this.#joined) {
+      if (joined.gen === gen && joined.from === from && joined.to === to) return joined;
+    }
     return this.#joinRun(gen, from, to, (seq) => this.#framed.get(`${gen}:${seq}`));
   }
 
@@ -173,7 +179,8 @@ class LiveArtifact {
     const parts = this.#gather(from, to, get);
     if (!parts) return undefined;
     const joined = { gen, from, to, bytes: join(parts), last: from + parts.length - 1 };
-    this.#joined = joined;
+    this.#joined.unshift(joined);
+    if (this.#joined.length > JOINED_RUNS) this.#joined.pop();
     return joined;
   }
 
