@@ -13,7 +13,7 @@
 import type { ArtifactRecord } from "./artifacts.ts";
 import { keys } from "./keys.ts";
 import { watchKeys } from "./kv_watch.ts";
-import { formatEvent } from "./sse.ts";
+import { formatEvent, type SseEvent } from "./sse.ts";
 
 const BATCH_CACHE = 256;
 /** Most bytes a catching-up viewer is sent in one pull. */
@@ -58,6 +58,7 @@ class LiveArtifact {
   #framed = new Map<string, Uint8Array>();
   /** The latest runs of batches joined into one buffer, each shared by every viewer at its position. */
   #joined: (Deltas & { gen: number; from: number; to: number })[] = [];
+  #final: { record: ArtifactRecord; bytes: Uint8Array } | null = null;
   #abort = new AbortController();
   #first: Promise<void>;
 
@@ -194,6 +195,15 @@ class LiveArtifact {
       size += event.byteLength;
     }
     return parts.length ? parts : null;
+  }
+
+  /**
+   * The event that ends every viewer's stream at `record` (done or error), framed once for all of
+   * them: 10,000 viewers finishing together would otherwise each serialise the same record.
+   */
+  finalEvent(record: ArtifactRecord, make: () => SseEvent): Uint8Array {
+    if (this.#final?.record !== record) this.#final = { record, bytes: formatEvent(make()) };
+    return this.#final.bytes;
   }
 
   stop(): void {

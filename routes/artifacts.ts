@@ -91,13 +91,17 @@ class ArtifactViewer implements SseEvents {
         .then((chunk) => (chunk ? this.#send(chunk) : this.live.changed().then(this.#resume)));
     }
     if (rec.status === "done") {
-      return this.#last({ id: rec.textSeq, event: "done", data: publicArtifact(rec) });
+      return this.#last(
+        this.live.finalEvent(rec, () => ({ id: rec.textSeq, event: "done", data: publicArtifact(rec) })),
+      );
     }
     if (rec.status === "failed") {
-      return this.#last({
-        event: "error",
-        data: rec.error ?? { code: "failed", message: "The generation failed." },
-      });
+      return this.#last(
+        this.live.finalEvent(rec, () => ({
+          event: "error",
+          data: rec.error ?? { code: "failed", message: "The generation failed." },
+        })),
+      );
     }
     return this.live.changed().then(this.#resume);
   }
@@ -109,7 +113,7 @@ class ArtifactViewer implements SseEvents {
     return { value: chunk.bytes, done: false };
   }
 
-  #last(event: SseEvent): IteratorResult<SseEvent> {
+  #last(event: SseEvent | Uint8Array): IteratorResult<SseEvent | Uint8Array> {
     this.#ended = true;
     return { value: event, done: false };
   }
