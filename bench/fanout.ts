@@ -71,15 +71,15 @@ async function openGroups(ports: number[], path: string, count: number): Promise
 }
 
 /**
- * Waits (up to 30 s) until the app uses under 1 % of a core for three seconds running, so that the
- * idle figure is not the tail of the fan-out before it (closing 10,000 connections, collecting
- * their garbage).
+ * Waits (up to 30 s) until the app uses under `share` of a core for three seconds running, so that
+ * the idle figure is neither the tail of the fan-out before it (closing 10,000 connections,
+ * collecting their garbage) nor the arrival of the idle streams themselves.
  */
-async function settle(cpuSeconds: () => Promise<number>): Promise<void> {
+async function settle(cpuSeconds: () => Promise<number>, share: number): Promise<void> {
   for (let i = 0, quiet = 0; i < 30 && quiet < 3; i++) {
     const before = await cpuSeconds();
     await new Promise((r) => setTimeout(r, 1000));
-    quiet = (await cpuSeconds()) - before < 0.01 ? quiet + 1 : 0;
+    quiet = (await cpuSeconds()) - before < share ? quiet + 1 : 0;
   }
 }
 
@@ -233,10 +233,10 @@ export async function main(args: string[]): Promise<void> {
     const idleCount = Number(values.idle);
     const idleSeconds = Number(values["idle-seconds"]);
     llm.setOptions({ delayMs: 600_000 });
-    await settle(cpuSeconds);
+    await settle(cpuSeconds, 0.01);
     const slow = await postJson(`${app.url}/api/repos/${repoId}/artifacts`, { kind: "slides" });
     const idle = await openGroups(ports, `/api/artifacts/${slow.body.artifact.id}/stream`, idleCount);
-    await new Promise((r) => setTimeout(r, 1000));
+    await settle(cpuSeconds, 0.03);
     const idleCpu0 = await cpuSeconds();
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const idleCpu = (await cpuSeconds()) - idleCpu0;

@@ -34,7 +34,7 @@ export const DELIVERIES_PER_SECOND = 40_000;
  */
 const POLL_MS = 250;
 const BUSY_POLL_MS = 100;
-const BUSY_VIEWERS = 1000;
+const BUSY_VIEWERS = 2000;
 /** The longest a change waits to be published, however many viewers there are. */
 const MAX_PACE_MS = 400;
 

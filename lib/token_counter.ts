@@ -2,16 +2,22 @@
  * Token counts for an ingest, off the main thread once the repository is large enough to be worth
  * it: exact counting is about a third of a large ingest's CPU time, and in a Worker it runs on the
  * second core while the main thread unpacks, indexes and stores. A small repository (most uploads,
- * every test fixture) never starts a Worker: starting one costs ~0.2 s (it loads the tokenizer's
- * tables). Where Workers cannot start, or one fails, counting goes on in the calling thread.
+ * every test fixture) never starts one. Where Workers cannot start, or one fails, counting goes on
+ * in the calling thread.
  */
 import { countTokens } from "./file_info.ts";
 
-/** Text counted on the calling thread before a Worker is started. */
-const INLINE_CHARS = 2 * 1024 * 1024;
+/**
+ * Text counted on the calling thread before a Worker is started: a Worker costs ~0.2 s to start and
+ * ~50 MB (its own copy of the tokenizer's tables), which pays off only on large repositories.
+ */
+const INLINE_CHARS = 8 * 1024 * 1024;
 
 export class TokenCounter {
   #inlineChars = 0;
+
+  constructor(private readonly inlineLimit = INLINE_CHARS) {}
+
   #worker: Worker | null = null;
   #failed = false;
   #nextId = 0;
@@ -21,7 +27,7 @@ export class TokenCounter {
 
   /** The cl100k token count of `text`; exact, wherever it is counted. */
   count(text: string): Promise<number> {
-    if (this.#failed || this.#inlineChars < INLINE_CHARS) {
+    if (this.#failed || this.#inlineChars < this.inlineLimit) {
       this.#inlineChars += text.length;
       return Promise.resolve(countTokens(text));
     }
