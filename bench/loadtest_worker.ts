@@ -7,6 +7,7 @@
  * client side stays cheap. Every user is its own client to the app: a distinct X-Forwarded-For
  * address (which the app trusts with TRUST_PROXY=1), unless the plan says otherwise.
  */
+import { concatBytes } from "../lib/bytes.ts";
 import { buildTarGz } from "../tests/fakes/archives.ts";
 import { emptySamples, type OpSamples, type Samples } from "./loadtest_stats.ts";
 
@@ -423,7 +424,7 @@ async function rawGet(
       }
       if (res.closes || !res.complete) dropConnection(user);
       if (!res.complete) throw new Error(timedOut ? "timeout" : "connection closed mid-answer");
-      const body = new TextDecoder().decode(concatAll(chunks));
+      const body = new TextDecoder().decode(concatBytes(chunks));
       return { status: res.status, retryAfter: res.retryAfter, body };
     } catch (e) {
       dropConnection(user);
@@ -434,17 +435,6 @@ async function rawGet(
       clearTimeout(timer);
     }
   }
-}
-
-function concatAll(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 /** Records a stream's outcome: ok with latency and first-event time, intended, or a failure. */

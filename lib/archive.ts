@@ -5,6 +5,7 @@
  */
 import { createTarDecoder } from "modern-tar";
 import { Unzip, type UnzipFile, UnzipInflate } from "fflate";
+import { concatBytes } from "./bytes.ts";
 import { AppError, PermanentJobError } from "./errors.ts";
 
 export interface ArchiveEntry {
@@ -65,7 +66,7 @@ async function peek(
     chunks.push(value);
     length += value.byteLength;
   }
-  const head = concat(chunks, length);
+  const head = concatBytes(chunks, length);
   const stream = new ReadableStream<Uint8Array>({
     start(c) {
       if (head.byteLength) c.enqueue(head);
@@ -80,17 +81,6 @@ async function peek(
     },
   }, { highWaterMark: 0 });
   return { head, stream };
-}
-
-function concat(chunks: Uint8Array[], length = chunks.reduce((n, c) => n + c.byteLength, 0)): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
 }
 
 /** Counts bytes flowing through and errors the stream once more than `limit` have passed. */
@@ -214,7 +204,7 @@ async function* readZip(
       else chunks.length = 0;
       if (final) {
         open--;
-        const content = size <= options.maxEntryBytes ? concat(chunks, size) : null;
+        const content = size <= options.maxEntryBytes ? concatBytes(chunks, size) : null;
         ready.push({ path: file.name, kind: "file", size, content });
       }
     };

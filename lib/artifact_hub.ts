@@ -11,6 +11,7 @@
  * was written meanwhile goes out together, as one write per viewer.
  */
 import type { ArtifactRecord } from "./artifacts.ts";
+import { concatBytes } from "./bytes.ts";
 import { keys } from "./keys.ts";
 import { watchKeys } from "./kv_watch.ts";
 import { formatEvent, type SseEvent } from "./sse.ts";
@@ -179,7 +180,7 @@ class LiveArtifact {
   #joinRun(gen: number, from: number, to: number, get: (seq: number) => Uint8Array | undefined) {
     const parts = this.#gather(from, to, get);
     if (!parts) return undefined;
-    const joined = { gen, from, to, bytes: join(parts), last: from + parts.length - 1 };
+    const joined = { gen, from, to, bytes: concatBytes(parts), last: from + parts.length - 1 };
     this.#joined.unshift(joined);
     if (this.#joined.length > JOINED_RUNS) this.#joined.pop();
     return joined;
@@ -210,17 +211,6 @@ class LiveArtifact {
     this.#abort.abort();
     this.#publish();
   }
-}
-
-function join(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
 
 export class ArtifactHub {
