@@ -10,7 +10,7 @@ export interface AppProcess {
   cpuSeconds(): Promise<number>;
   /** SIGKILL: no graceful shutdown (durability tests). */
   kill(): Promise<void>;
-  /** SIGTERM and wait for exit. */
+  /** SIGTERM and wait for exit; removes the KV folder if startAppProcess made it. */
   stop(): Promise<void>;
 }
 
@@ -73,7 +73,10 @@ export async function startAppProcess(
   env: Record<string, string>,
   options: { kvPath?: string; port?: number } = {},
 ): Promise<AppProcess> {
-  const kvPath = options.kvPath ?? `${await Deno.makeTempDir({ prefix: "repolm-" })}/repolm.kv`;
+  // a KV folder made here is this process's to remove when it stops (not when killed: durability
+  // tests restart on the same file); a caller that passes kvPath owns its folder
+  const ownDir = options.kvPath ? null : await Deno.makeTempDir({ prefix: "repolm-" });
+  const kvPath = options.kvPath ?? `${ownDir}/repolm.kv`;
   const port = options.port ?? freePort();
   const root = new URL("../", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
@@ -123,6 +126,7 @@ export async function startAppProcess(
     async stop() {
       if (!exited) child.kill("SIGTERM");
       await status;
+      if (ownDir) await Deno.remove(ownDir, { recursive: true }).catch(() => {});
     },
   };
 }

@@ -247,7 +247,8 @@ export async function main(args: string[]): Promise<void> {
     );
     await Promise.all(idle.map((g) => g.close()));
   } finally {
-    await Promise.all(apps.map((a) => a.stop()));
+    // the first process made the KV folder the others share: it stops (and removes it) last
+    for (const a of [...apps].reverse()) await a.stop();
     await llm.close();
   }
 }

@@ -8,7 +8,9 @@ import { SAMPLE_REPO } from "./model_fixtures.ts";
 Deno.test("generation survives kill -9: after a restart the artifact completes with no duplicated text", async () => {
   const llm = await startFakeOpenAI({ apiKey: "k", tokens: 300, delayMs: 15 });
   const env = { OPENAI_API_KEY: "k", OPENAI_BASE_URL: llm.baseUrl, LLM_MODEL: "fake-model", JOB_LEASE: "2s" };
-  let app = await startAppProcess(env);
+  // the test owns the KV folder: the first process is killed, and a killed process removes nothing
+  const kvDir = await Deno.makeTempDir({ prefix: "repolm-" });
+  let app = await startAppProcess(env, { kvPath: `${kvDir}/repolm.kv` });
   try {
     const form = new FormData();
     form.append("file", new Blob([await buildTarGz(SAMPLE_REPO)]), "repo.tar.gz");
@@ -50,5 +52,6 @@ Deno.test("generation survives kill -9: after a restart the artifact completes w
   } finally {
     await app.kill();
     await llm.close();
+    await Deno.remove(kvDir, { recursive: true });
   }
 });
