@@ -1,6 +1,5 @@
-/** Facts about one stored file: its language, its token count and how early it matters. */
+/** Facts about one stored file: its language and how early it matters (its token count: lib/tokens.ts). */
 import * as languages from "linguist-languages";
-import { countTokens as countCl100k } from "gpt-tokenizer/encoding/cl100k_base";
 
 type LanguageData = { name: string; type: string; extensions?: string[]; filenames?: string[] };
 
@@ -55,15 +54,6 @@ export function detectLanguage(path: string): string {
     if (found) return found;
   }
   return "Text";
-}
-
-/** Special tokens such as `<|endoftext|>` in a file or a message are counted as plain text (the
- * library's default throws on them, which would fail an ingest of any ML repository). */
-const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
-
-/** Tokens in `text` with the cl100k_base BPE (GPT-4 family), a fair proxy for modern models. */
-export function countTokens(text: string): number {
-  return countCl100k(text, PLAIN_TEXT);
 }
 
 const MANIFESTS = new Set([

@@ -15,6 +15,7 @@ import MiniSearch from "minisearch";
 import { getBlobMeta, readBlob, writeBlob } from "./blobs.ts";
 import { keys } from "./keys.ts";
 import type { KvBatch } from "./kv_util.ts";
+import { HASH_SEED, hashStep, spanHash, SpanTable, withRoom } from "./span_table.ts";
 
 export interface Chunk {
   path: string;
@@ -30,17 +31,82 @@ const LINES_PER_CHUNK = 40;
 const MAX_CHUNK_CHARS = 4000;
 const SHARD_TEXT_BYTES = 2 * 1024 * 1024;
 
-/** Splits identifiers too: `parseGitHubUrl` is found by "parse", "github" and "url". */
+/** Classes of word characters ([A-Za-z0-9_]), as bits; 0 for every other character. */
+const UNDERSCORE = 1;
+const UPPER = 2;
+const LOWER = 4;
+const DIGIT = 8;
+const CHAR_CLASS = new Uint8Array(128).map((_, c) => {
+  const ch = String.fromCharCode(c);
+  if (/[A-Z]/.test(ch)) return UPPER;
+  if (/[a-z]/.test(ch)) return LOWER;
+  if (/[0-9]/.test(ch)) return DIGIT;
+  return ch === "_" ? UNDERSCORE : 0;
+});
+
+const classAt = (text: string, i: number) => {
+  const c = text.charCodeAt(i);
+  return c < 128 ? CHAR_CLASS[c] : 0;
+};
+
+/** A token's span of the text and its {@link spanHash}. */
+type TokenVisitor = (start: number, end: number, hash: number) => void;
+
+/**
+ * Calls `visit` with the span (and its hash) of each token of `text`: every run of [A-Za-z0-9_], and when it has
+ * a `_` or a capital after its start and so splits into more than one part, each part too — split
+ * at each `_` (dropped: parts may be empty), between a lower-case letter or digit and a capital,
+ * and between two capitals when a lower-case letter follows. So `parseGitHubUrl` is found by
+ * "parse", "github" and "url", and `HTMLParser` by "html" and "parser".
+ */
+export function forEachToken(text: string, visit: TokenVisitor): void {
+  const n = text.length;
+  for (let i = 0; i < n;) {
+    while (i < n && !classAt(text, i)) i++;
+    if (i === n) return;
+    let j = i;
+    let splits = false;
+    let hash = HASH_SEED;
+    for (let c; j < n && (c = classAt(text, j)); j++) {
+      if (c === UNDERSCORE || (c === UPPER && j > i)) splits = true;
+      hash = hashStep(hash, text.charCodeAt(j));
+    }
+    visit(i, j, hash);
+    if (splits) visitParts(text, i, j, visit);
+    i = j;
+  }
+}
+
+const partBounds: number[] = [];
+
+/** The parts of the word `text[start, end)`, when there are more than one. */
+function visitParts(text: string, start: number, end: number, visit: TokenVisitor) {
+  partBounds.length = 0;
+  let partStart = start;
+  for (let k = start; k < end; k++) {
+    const here = classAt(text, k);
+    if (here === UNDERSCORE) {
+      partBounds.push(partStart, k);
+      partStart = k + 1;
+    } else if (here === UPPER && k > partStart) {
+      const before = classAt(text, k - 1);
+      if (before & (LOWER | DIGIT) || (before === UPPER && k + 1 < end && classAt(text, k + 1) === LOWER)) {
+        partBounds.push(partStart, k);
+        partStart = k;
+      }
+    }
+  }
+  if (partBounds.length === 0) return;
+  partBounds.push(partStart, end);
+  for (let p = 0; p < partBounds.length; p += 2) {
+    visit(partBounds[p], partBounds[p + 1], spanHash(text, partBounds[p], partBounds[p + 1]));
+  }
+}
+
+/** The tokens of `text` (see {@link forEachToken}); MiniSearch tokenizes queries with it. */
 function tokenize(text: string): string[] {
   const out: string[] = [];
-  for (const word of text.split(/[^A-Za-z0-9_]+/)) {
-    if (!word) continue;
-    out.push(word);
-    // the split below is the slow part; it only splits at a `_` or before a capital after the start
-    if (!/_|.[A-Z]/.test(word)) continue;
-    const parts = word.split(/_|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])/);
-    if (parts.length > 1) out.push(...parts);
-  }
+  forEachToken(text, (start, end) => out.push(text.slice(start, end)));
   return out;
 }
 
@@ -84,19 +150,19 @@ interface Postings {
   last: number[];
 }
 
-/** A raw token in a shard being built; `mark` tells whether it was seen in this field of this chunk. */
-interface SeenToken {
-  postings: Postings | null;
-  mark: number;
-}
-
 /**
  * One shard being built: the same document ids, field lengths (distinct raw tokens), running
- * average field lengths, stored fields and term counts as MiniSearch's `add()` makes.
+ * average field lengths, stored fields and term counts as MiniSearch's `add()` makes. Raw tokens
+ * are found by {@link forEachToken} and looked up by their span of the text, so a token seen before
+ * in the shard costs no string.
  */
 class Shard {
   readonly #index = new Map<string, Postings>();
-  readonly #byToken = new Map<string, SeenToken>();
+  /** Raw tokens seen in this shard; per token id: its term's postings (null: not indexed) … */
+  readonly #tokens = new SpanTable();
+  readonly #postingsOf: (Postings | null)[] = [];
+  /** … and the chunk field it was last seen in (1 + chunk id × fields + field id). */
+  #markOf = new Int32Array(1024);
   readonly #paths = new Map<string, number>();
   readonly #chunks: number[] = [];
   readonly #fieldLength: number[] = [];
@@ -112,14 +178,15 @@ class Shard {
     for (let fieldId = 0; fieldId < FIELDS.length; fieldId++) {
       const mark = id * FIELDS.length + fieldId + 1;
       let distinct = 0;
-      for (const token of tokenize(chunk[FIELDS[fieldId]])) {
-        const seen = this.#tokenOf(token);
-        if (seen.mark !== mark) {
-          seen.mark = mark;
+      const text = chunk[FIELDS[fieldId]];
+      forEachToken(text, (start, end, hash) => {
+        const token = this.#tokenId(text, start, end, hash);
+        if (this.#markOf[token] !== mark) {
+          this.#markOf[token] = mark;
           distinct++;
         }
-        const postings = seen.postings;
-        if (!postings) continue;
+        const postings = this.#postingsOf[token];
+        if (!postings) return;
         const flat = postings.flat[fieldId];
         // two raw tokens can make one term ("Parse" and "parse"): their counts add up
         if (flat.length && postings.last[fieldId] === id) flat[flat.length - 1]++;
@@ -127,25 +194,26 @@ class Shard {
           flat.push(id - postings.last[fieldId], 1);
           postings.last[fieldId] = id;
         }
-      }
+      });
       this.#fieldLength.push(distinct);
       this.#averageFieldLength[fieldId] = (this.#averageFieldLength[fieldId] * id + distinct) / (id + 1);
     }
     this.textChars += chunk.text.length;
   }
 
-  /** What the shard knows of a raw token: its term's postings (null: not indexed), and where it was last seen. */
-  #tokenOf(token: string): SeenToken {
-    let seen = this.#byToken.get(token);
-    if (!seen) {
-      const term = processTerm(token);
-      let postings = term === null ? null : this.#index.get(term) ?? null;
-      if (term !== null && postings === null) {
-        this.#index.set(term, postings = { flat: FIELDS.map(() => []), last: FIELDS.map(() => 0) });
-      }
-      this.#byToken.set(token, seen = { postings, mark: 0 });
+  /** The id of the raw token `text[start, end)` in this shard; a new one gets its term's postings. */
+  #tokenId(text: string, start: number, end: number, hash: number): number {
+    const known = this.#tokens.size;
+    const token = this.#tokens.intern(text, start, end, hash);
+    if (token < known) return token;
+    const term = processTerm(text.slice(start, end));
+    let postings = term === null ? null : this.#index.get(term) ?? null;
+    if (term !== null && postings === null) {
+      this.#index.set(term, postings = { flat: FIELDS.map(() => []), last: FIELDS.map(() => 0) });
     }
-    return seen;
+    this.#postingsOf.push(postings);
+    this.#markOf = withRoom(this.#markOf, token);
+    return token;
   }
 
   toJSON(): StoredShard {

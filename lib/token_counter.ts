@@ -5,7 +5,7 @@
  * every test fixture) never starts one. Where Workers cannot start, or one fails, counting goes on
  * in the calling thread.
  */
-import { countTokens } from "./file_info.ts";
+import { countTokens } from "./tokens.ts";
 
 /**
  * Text counted on the calling thread before a Worker is started: a Worker costs ~0.2 s to start and

@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppDeps } from "../lib/deps.ts";
 import { LimitError, NotFoundError } from "../lib/errors.ts";
-import { countTokens } from "../lib/file_info.ts";
+import { countTokens } from "../lib/tokens.ts";
 import { buildContext, readPassage } from "../lib/llm/context.ts";
 import { failureCode, resilientStream } from "../lib/llm/resilient.ts";
 import { recordModelCall } from "../lib/metrics.ts";

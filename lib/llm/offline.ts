@@ -2,7 +2,7 @@
  * The offline provider, the default when no model API key is set: it writes every artifact and
  * chat answer from facts read out of the repository itself, streamed like a model's output.
  */
-import { countTokens as countCl100k } from "../file_info.ts";
+import { countTokens as countCl100k } from "../tokens.ts";
 import { extractFacts, rankPassages } from "./offline_facts.ts";
 import {
   writeChatAnswer,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { countTokens, detectLanguage, filePriority } from "../../lib/file_info.ts";
+import { detectLanguage, filePriority } from "../../lib/file_info.ts";
 
 Deno.test("detectLanguage reads common extensions the common way", () => {
   const expected: Record<string, string> = {
@@ -16,12 +16,6 @@ Deno.test("detectLanguage reads common extensions the common way", () => {
     "notes.unknownext": "Text",
   };
   for (const [path, lang] of Object.entries(expected)) assert.equal(detectLanguage(path), lang, path);
-});
-
-Deno.test("countTokens uses a real BPE tokenizer", () => {
-  assert.equal(countTokens(""), 0);
-  assert.equal(countTokens("hello world"), 2);
-  assert.ok(countTokens("function parseGitHubUrl(input: string) {}") > 5);
 });
 
 Deno.test("filePriority puts README and manifests first, tests and docs last", () => {

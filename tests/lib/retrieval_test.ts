@@ -3,7 +3,14 @@ import MiniSearch from "minisearch";
 import { getBlobMeta, putBlob, readBlob } from "../../lib/blobs.ts";
 import { keys } from "../../lib/keys.ts";
 import { KvBatch } from "../../lib/kv_util.ts";
-import { chunkLines, INDEX_OPTIONS, IndexBuilder, loadShardIndex, searchRepo } from "../../lib/retrieval.ts";
+import {
+  chunkLines,
+  forEachToken,
+  INDEX_OPTIONS,
+  IndexBuilder,
+  loadShardIndex,
+  searchRepo,
+} from "../../lib/retrieval.ts";
 
 const FILES: Record<string, string> = {
   "README.md": "# Demo\n\nParses repository addresses and renders HTML pages.\n",
@@ -117,6 +124,78 @@ Deno.test("chunkLines splits into 40-line chunks, shorter when lines are long, s
   assert.deepEqual(chunkLines(long).map((c) => [c.startLine, c.endLine]), [[1, 1], [2, 3]]);
   assert.deepEqual(chunkLines("\n \n\t\n"), []);
   assert.equal(chunkLines("a\nb").at(0)?.text, "a\nb");
+});
+
+const tokens = (text: string) => {
+  const out: string[] = [];
+  forEachToken(text, (start, end) => out.push(text.slice(start, end)));
+  return out;
+};
+
+/** The tokenizer as first written, with regular expressions: the reference for the scanner. */
+function regexTokens(text: string): string[] {
+  const out: string[] = [];
+  for (const word of text.split(/[^A-Za-z0-9_]+/)) {
+    if (!word) continue;
+    out.push(word);
+    if (!/_|.[A-Z]/.test(word)) continue;
+    const parts = word.split(/_|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])/);
+    if (parts.length > 1) out.push(...parts);
+  }
+  return out;
+}
+
+Deno.test("forEachToken finds words and the parts of identifiers, as the regex tokenizer did", () => {
+  assert.deepEqual(tokens("parseGitHubUrl(x_1)"), [
+    "parseGitHubUrl",
+    "parse",
+    "Git",
+    "Hub",
+    "Url",
+    "x_1",
+    "x",
+    "1",
+  ]);
+  assert.deepEqual(tokens("HTMLParser ABC é__init__"), [
+    "HTMLParser",
+    "HTML",
+    "Parser",
+    "ABC",
+    "__init__",
+    "",
+    "",
+    "init",
+    "",
+    "",
+  ]);
+  let seed = 7;
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff) / 0x80000000;
+  const pieces = [
+    "a",
+    "z",
+    "Q",
+    "X",
+    "0",
+    "9",
+    "_",
+    "__",
+    " ",
+    "-",
+    ".",
+    "é",
+    "\n",
+    "Ab",
+    "HTML",
+    "aB",
+    "日",
+  ];
+  for (let i = 0; i < 30_000; i++) {
+    let text = "";
+    for (let n = 1 + Math.floor(random() * 10); n > 0; n--) {
+      text += pieces[Math.floor(random() * pieces.length)];
+    }
+    assert.deepEqual(tokens(text), regexTokens(text), JSON.stringify(text));
+  }
 });
 
 Deno.test("a shard written by ingest loads as exactly what MiniSearch builds and serialises for the same chunks", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { countTokens } from "../../lib/file_info.ts";
+import { countTokens } from "../../lib/tokens.ts";
 import { TokenCounter } from "../../lib/token_counter.ts";
 
 Deno.test("TokenCounter gives the exact counts, on this thread at first and in a Worker past its limit", async () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { countTokens, detectLanguage, filePriority } from "../../../lib/file_info.ts";
+import { detectLanguage, filePriority } from "../../../lib/file_info.ts";
+import { countTokens } from "../../../lib/tokens.ts";
 import type { TreeFile } from "../../../lib/ingest.ts";
 import { OfflineProvider } from "../../../lib/llm/offline.ts";
 import { extractFacts, rankPassages } from "../../../lib/llm/offline_facts.ts";

@@ -1,0 +1,114 @@
+/**
+ * A hash set of strings looked up by a span of a longer string (its UTF-16 code units from `start`
+ * to `end`), so a lookup makes no substring. Each distinct key gets the next id (0, 1, 2 …); callers
+ * keep what they know of a key in arrays indexed by its id.
+ *
+ * It exists for ingest's two hot loops — the token counter and the retrieval index look up every
+ * word of a repository — where a `Map` keyed by fresh substrings spent most of its time hashing
+ * and allocating them (docs/PERFORMANCE.md).
+ */
+/** FNV-1a over UTF-16 code units: `hash = hashStep(hash, code)` from `HASH_SEED`, for each unit. */
+export const HASH_SEED = 0x811c9dc5 | 0;
+export const hashStep = (hash: number, code: number): number => Math.imul(hash ^ code, 0x01000193);
+
+export function spanHash(text: string, start: number, end: number): number {
+  let hash = HASH_SEED;
+  for (let i = start; i < end; i++) hash = hashStep(hash, text.charCodeAt(i));
+  return hash;
+}
+
+export class SpanTable {
+  /** Per slot: key id + 1; 0 is empty. Open addressing, linear probing, at most half full. */
+  #slots = new Int32Array(1024);
+  #hashes = new Int32Array(512);
+  #starts = new Int32Array(512);
+  #lengths = new Int32Array(512);
+  /** Every key's code units, one after another. */
+  #pool = new Uint16Array(4096);
+  #poolUsed = 0;
+  size = 0;
+
+  /**
+   * The id of the key `text[start, end)`, adding it when new (then its id is `size - 1`). A caller
+   * that scans the span anyway may pass its hash, built with {@link HASH_SEED} and {@link hashStep}.
+   */
+  intern(text: string, start: number, end: number, hash = spanHash(text, start, end)): number {
+    const slot = this.#slotOf(text, start, end, hash);
+    const entry = this.#slots[slot];
+    return entry === 0 ? this.#add(text, start, end - start, hash, slot) : entry - 1;
+  }
+
+  /** The id of the key `text[start, end)`, or -1 when it is not in the table. */
+  find(text: string, start: number, end: number): number {
+    return this.#slots[this.#slotOf(text, start, end, spanHash(text, start, end))] - 1;
+  }
+
+  /** The slot holding the key, or the empty slot where it would go. */
+  #slotOf(text: string, start: number, end: number, hash: number): number {
+    const mask = this.#slots.length - 1;
+    const length = end - start;
+    for (let slot = hash & mask;; slot = (slot + 1) & mask) {
+      const entry = this.#slots[slot];
+      if (entry === 0) return slot;
+      const id = entry - 1;
+      if (this.#hashes[id] === hash && this.#lengths[id] === length && this.#equals(id, text, start)) {
+        return slot;
+      }
+    }
+  }
+
+  /** Forgets every key (ids start again at 0). */
+  clear(): void {
+    this.#slots.fill(0);
+    this.size = 0;
+    this.#poolUsed = 0;
+  }
+
+  #equals(id: number, text: string, start: number): boolean {
+    const pool = this.#pool;
+    const at = this.#starts[id];
+    for (let i = 0, n = this.#lengths[id]; i < n; i++) {
+      if (pool[at + i] !== text.charCodeAt(start + i)) return false;
+    }
+    return true;
+  }
+
+  #add(text: string, start: number, length: number, hash: number, slot: number): number {
+    const id = this.size++;
+    this.#hashes = withRoom(this.#hashes, id);
+    this.#starts = withRoom(this.#starts, id);
+    this.#lengths = withRoom(this.#lengths, id);
+    if (this.#poolUsed + length > this.#pool.length) {
+      const pool = new Uint16Array(Math.max(this.#pool.length * 2, this.#poolUsed + length));
+      pool.set(this.#pool.subarray(0, this.#poolUsed));
+      this.#pool = pool;
+    }
+    for (let i = 0; i < length; i++) this.#pool[this.#poolUsed + i] = text.charCodeAt(start + i);
+    this.#hashes[id] = hash;
+    this.#starts[id] = this.#poolUsed;
+    this.#lengths[id] = length;
+    this.#poolUsed += length;
+    this.#slots[slot] = id + 1;
+    if (this.size * 2 > this.#slots.length) this.#rehash();
+    return id;
+  }
+
+  #rehash(): void {
+    const slots = new Int32Array(this.#slots.length * 2);
+    const mask = slots.length - 1;
+    for (let id = 0; id < this.size; id++) {
+      let slot = this.#hashes[id] & mask;
+      while (slots[slot] !== 0) slot = (slot + 1) & mask;
+      slots[slot] = id + 1;
+    }
+    this.#slots = slots;
+  }
+}
+
+/** `array` when it has room for index `index`, else a copy twice as long. */
+export function withRoom(array: Int32Array<ArrayBuffer>, index: number): Int32Array<ArrayBuffer> {
+  if (index < array.length) return array;
+  const copy = new Int32Array(Math.max(array.length * 2, index + 1));
+  copy.set(array);
+  return copy;
+}

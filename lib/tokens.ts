@@ -1,0 +1,205 @@
+/**
+ * Exact cl100k_base token counts (GPT-4 family, a fair proxy for modern models), fast enough for
+ * ingest, from gpt-tokenizer's copy of the cl100k vocabulary.
+ *
+ * BPE works piece by piece: the text is first split by cl100k's pattern (CL100K_TOKEN_SPLIT_REGEX
+ * in gpt-tokenizer) and every piece is encoded on its own, so a text's count is the sum of its
+ * pieces' counts (and a piece counted alone splits into just itself). Here a scanner that follows
+ * the pattern's alternatives in order does the split, and each piece's count is looked up in a
+ * table of pieces already counted; a new piece is byte-pair encoded here, over a table of the
+ * vocabulary keyed by bytes. gpt-tokenizer's own counter was ~8× slower on source code (a Unicode
+ * regex, a match array, a substring and a map lookup per piece) and far slower on long pieces
+ * such as CJK sentences (a string decoded per pair looked up), and its tables take ~17 MB of heap
+ * against ~4 MB here. `tests/lib/tokens_test.ts` checks the counts equal gpt-tokenizer's on real
+ * sources and on generated edge cases.
+ */
+import cl100kRanks from "gpt-tokenizer/bpeRanks/cl100k_base";
+import { SpanTable, withRoom } from "./span_table.ts";
+
+/** Distinct pieces remembered before the table starts again (~10 MB at most). */
+const MAX_PIECES = 1 << 18;
+const pieces = new SpanTable();
+let pieceTokens = new Int32Array(1024);
+
+/** Tokens in `text` with the cl100k_base BPE, exactly as gpt-tokenizer counts them. */
+export function countTokens(text: string): number {
+  let total = 0;
+  for (let i = 0; i < text.length;) {
+    const j = pieceEnd(text, i, text.length);
+    total += tokensOfPiece(text, i, j);
+    i = j;
+  }
+  return total;
+}
+
+function tokensOfPiece(text: string, start: number, end: number): number {
+  if (pieces.size >= MAX_PIECES) pieces.clear();
+  const before = pieces.size;
+  const id = pieces.intern(text, start, end);
+  if (id < before) return pieceTokens[id];
+  pieceTokens = withRoom(pieceTokens, id);
+  if (isAscii(text, start, end)) return pieceTokens[id] = bytePairCount(text, start, end);
+  const bytes = byteString(utf8.encode(text.slice(start, end)));
+  return pieceTokens[id] = bytePairCount(bytes, 0, bytes.length);
+}
+
+function isAscii(text: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * Bytes as a string of char codes 0–255, so a byte range can be looked up in a {@link SpanTable}
+ * (ASCII text is its own byte string).
+ */
+function byteString(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    out += String.fromCharCode.apply(null, bytes.subarray(i, i + 4096) as unknown as number[]);
+  }
+  return out;
+}
+
+/**
+ * cl100k's mergeable tokens by their bytes, and each one's rank (its token id, which is also its
+ * merge priority). Special tokens (`<|endoftext|>` …) are not among them: a file or a message that
+ * holds one is counted as plain text.
+ */
+const tokenBytes = new SpanTable();
+let rankOf = new Int32Array(1 << 17);
+cl100kRanks.forEach((token, rank) => {
+  const key = typeof token === "string"
+    ? (isAscii(token, 0, token.length) ? token : byteString(utf8.encode(token)))
+    : String.fromCharCode(...token);
+  const id = tokenBytes.intern(key, 0, key.length);
+  rankOf = withRoom(rankOf, id);
+  rankOf[id] = rank;
+});
+
+const NO_RANK = 0x7fffffff;
+
+function rankOfBytes(bytes: string, start: number, end: number): number {
+  const id = tokenBytes.find(bytes, start, end);
+  return id < 0 ? NO_RANK : rankOf[id];
+}
+
+/**
+ * How many tokens byte-pair encoding makes of one piece: repeatedly merge the adjacent pair of
+ * parts whose joined bytes have the lowest rank (the leftmost of equals), until no pair is a token.
+ */
+function bytePairCount(bytes: string, from: number, to: number): number {
+  const n = to - from;
+  if (n <= 1 || rankOfBytes(bytes, from, to) !== NO_RANK) return Math.min(n, 1);
+  // parts are [starts[p], starts[p + 1]); ranks[p] is the rank of parts p and p + 1 joined
+  const starts = new Int32Array(n + 1).map((_, i) => from + i);
+  const ranks = new Int32Array(n + 1).fill(NO_RANK);
+  for (let i = 0; i + 2 <= n; i++) ranks[i] = rankOfBytes(bytes, from + i, from + i + 2);
+  let parts = n;
+  const pairRank = (p: number) => (p + 2 <= parts ? rankOfBytes(bytes, starts[p], starts[p + 2]) : NO_RANK);
+  while (parts > 1) {
+    let lowest = -1;
+    let lowestRank = NO_RANK;
+    for (let p = 0; p < parts - 1; p++) {
+      if (ranks[p] < lowestRank) lowestRank = ranks[lowest = p];
+    }
+    if (lowest < 0) break;
+    starts.copyWithin(lowest + 1, lowest + 2, parts + 1);
+    ranks.copyWithin(lowest, lowest + 1, parts + 1);
+    parts--;
+    ranks[lowest] = pairRank(lowest);
+    if (lowest > 0) ranks[lowest - 1] = pairRank(lowest - 1);
+  }
+  return parts;
+}
+
+const NL = 10;
+const CR = 13;
+const SPACE = 32;
+const APOSTROPHE = 39;
+
+/** Classes of the pattern: letters (\p{L}), digits (\p{N}), whitespace (\s), the rest. */
+const LETTER = 1;
+const DIGIT = 2;
+const WHITESPACE = 3;
+const OTHER = 4;
+
+function classify(char: string): number {
+  if (/\p{L}/u.test(char)) return LETTER;
+  if (/\p{N}/u.test(char)) return DIGIT;
+  return /\s/u.test(char) ? WHITESPACE : OTHER;
+}
+
+/** Classes of the UTF-16 code units, filled in as they are met (0: not yet). */
+const UNIT_CLASS = new Uint8Array(0x10000);
+for (let c = 0; c < 128; c++) UNIT_CLASS[c] = classify(String.fromCharCode(c));
+
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
+const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff;
+
+/** 2 for a surrogate pair at `i`, else 1 (a lone surrogate is a code point of its own, as in a `u` regex). */
+const widthAt = (text: string, i: number) =>
+  isHighSurrogate(text.charCodeAt(i)) && isLowSurrogate(text.charCodeAt(i + 1)) ? 2 : 1;
+
+/** The class of the code point at `i`. */
+function classAt(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  const known = UNIT_CLASS[c];
+  if (known !== 0 && !isHighSurrogate(c)) return known;
+  if (widthAt(text, i) === 2) return classify(text.slice(i, i + 2));
+  return UNIT_CLASS[c] = classify(text[i]);
+}
+
+/** The end of the run of code points of class `kind` from `i`, at most `max` of them. */
+function runEnd(text: string, i: number, end: number, kind: number, max = end): number {
+  for (let n = 0; i < end && n < max && classAt(text, i) === kind; n++) i += widthAt(text, i);
+  return i;
+}
+
+/** The contraction suffixes of the pattern's first alternative, lower-cased: 's 'd 'm 't 'll 've 're. */
+function contractionEnd(text: string, i: number, end: number): number {
+  if (i + 1 >= end) return -1;
+  const a = text.charCodeAt(i + 1) | 0x20;
+  if (a === 0x73 || a === 0x64 || a === 0x6d || a === 0x74) return i + 2; // s d m t
+  if (i + 2 >= end) return -1;
+  const b = text.charCodeAt(i + 2) | 0x20;
+  if ((a === 0x6c && b === 0x6c) || (a === 0x76 && b === 0x65) || (a === 0x72 && b === 0x65)) return i + 3;
+  return -1;
+}
+
+/**
+ * The end of the piece that starts at `i`, following the pattern's alternatives in order:
+ * `'(?:[sS]|[dD]|[mM]|[tT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+ * ?[^\s\p{L}\p{N}]+[\r\n]*|\s+$|\s*[\r\n]|\s+(?!\S)|\s`.
+ */
+function pieceEnd(text: string, i: number, end: number): number {
+  const c = text.charCodeAt(i);
+  const kind = classAt(text, i);
+  if (c === APOSTROPHE) {
+    const j = contractionEnd(text, i, end);
+    if (j > 0) return j;
+  }
+  if (kind === LETTER) return runEnd(text, i, end, LETTER);
+  const next = i + widthAt(text, i);
+  if (kind !== DIGIT && c !== NL && c !== CR && next < end && classAt(text, next) === LETTER) {
+    return runEnd(text, next, end, LETTER);
+  }
+  if (kind === DIGIT) return runEnd(text, i, end, DIGIT, 3);
+  const k = c === SPACE ? i + 1 : i;
+  if (k < end && classAt(text, k) === OTHER) {
+    let j = runEnd(text, k, end, OTHER);
+    while (j < end && (text.charCodeAt(j) === NL || text.charCodeAt(j) === CR)) j++;
+    return j;
+  }
+  // whitespace (one code unit each): the run, then the pattern's four whitespace alternatives in order
+  let j = i + 1;
+  let lastNewline = c === NL || c === CR ? i : -1;
+  for (; j < end && classAt(text, j) === WHITESPACE; j++) {
+    const d = text.charCodeAt(j);
+    if (d === NL || d === CR) lastNewline = j;
+  }
+  if (j === end) return end;
+  if (lastNewline >= 0) return lastNewline + 1;
+  return j - i >= 2 ? j - 1 : i + 1;
+}
