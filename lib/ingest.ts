@@ -13,7 +13,7 @@ import type { KvBatch } from "./kv_util.ts";
 import { checkArchivePath, isUnder, MAX_PATH_BYTES } from "./paths.ts";
 import type { RepoStats } from "./repos.ts";
 import { IndexBuilder } from "./retrieval.ts";
-import { TokenCounter } from "./token_counter.ts";
+import { countTokens } from "./tokens.ts";
 
 export interface IngestLimits {
   fileBytes: number;
@@ -81,40 +81,13 @@ function topFolderStripper(first: { path: string; kind: string }): (raw: string)
   return (raw) => (raw.replaceAll("\\", "/").startsWith(prefix) ? 1 : 0);
 }
 
-/**
- * Files whose token count may still be in progress (in the counter's Worker) while later files
- * are read and indexed; each is stored, in archive order, once its count is in.
- */
-const MAX_PENDING_FILES = 512;
-const MAX_PENDING_BYTES = 4 * 1024 * 1024;
-
 /** Runs the pipeline over one archive stream. Throws invalid_archive / repo_too_large on bad input. */
 export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
-  const counter = new TokenCounter();
-  try {
-    return await ingestWith(input, counter);
-  } finally {
-    counter.close();
-  }
-}
-
-async function ingestWith(input: IngestInput, counter: TokenCounter): Promise<IngestResult> {
   const { limits, batch, repoId, gen } = input;
   const skipFor = pathFilter(input.filters);
   const index = new IndexBuilder(repoId, gen, batch);
   const tree: Tree = { files: [], skipped: [] };
   const stored = new Set<string>();
-  const pending: { file: TreeFile; content: Uint8Array; tokens: Promise<number> }[] = [];
-  let pendingBytes = 0;
-  const storeOldest = async () => {
-    const { file, content, tokens } = pending.shift()!;
-    pendingBytes -= content.byteLength;
-    file.tokens = await tokens;
-    await writeBlob(batch, keys.repoFile(repoId, gen, file.path), content, { ...file });
-    if (stored.has(file.path)) tree.files = tree.files.filter((f) => f.path !== file.path);
-    stored.add(file.path);
-    tree.files.push(file);
-  };
   const stats: RepoStats = { files: 0, skipped: 0, bytes: 0, tokens: 0, languages: {} };
   let fileEntries = 0;
   let storedBytes = 0;
@@ -174,16 +147,16 @@ async function ingestWith(input: IngestInput, counter: TokenCounter): Promise<In
     const file: TreeFile = {
       path,
       bytes: entry.content.byteLength,
-      tokens: 0,
+      tokens: countTokens(text),
       language: detectLanguage(path),
       priority: filePriority(path),
     };
-    pending.push({ file, content: entry.content, tokens: counter.count(text) });
-    pendingBytes += entry.content.byteLength;
+    await writeBlob(batch, keys.repoFile(repoId, gen, path), entry.content, { ...file });
+    if (stored.has(path)) tree.files = tree.files.filter((f) => f.path !== path);
+    stored.add(path);
+    tree.files.push(file);
     await index.add(path, text);
-    while (pending.length > MAX_PENDING_FILES || pendingBytes > MAX_PENDING_BYTES) await storeOldest();
   }
-  while (pending.length) await storeOldest();
 
   for (const f of tree.files) {
     stats.bytes += f.bytes;

@@ -16,8 +16,8 @@
 import cl100kRanks from "gpt-tokenizer/bpeRanks/cl100k_base";
 import { SpanTable, withRoom } from "./span_table.ts";
 
-/** Distinct pieces remembered before the table starts again (~10 MB at most). */
-const MAX_PIECES = 1 << 18;
+/** Distinct pieces remembered before the table starts again (~3 MB at most; a large repository has 30–60k). */
+const MAX_PIECES = 1 << 16;
 const pieces = new SpanTable();
 let pieceTokens = new Int32Array(1024);
 
