@@ -281,24 +281,30 @@ export function loadShardIndex(bytes: Uint8Array): MiniSearch | null {
   }
 }
 
-/** Splits a file into chunks of about 40 lines (fewer when lines are very long). */
+const NOT_BLANK = /\S/;
+
+/**
+ * Splits a file into chunks of about 40 lines (fewer when lines are very long), skipping blank
+ * ones. Each chunk's text is a slice of the file's (no copy, no array of lines).
+ */
 export function chunkLines(text: string): { startLine: number; endLine: number; text: string }[] {
-  const lines = text.split("\n");
   const chunks = [];
-  let start = 0;
-  while (start < lines.length) {
-    let end = start;
+  let line = 0;
+  for (let at = 0; at <= text.length;) {
+    const first = line;
+    let end = at;
     let chars = 0;
-    while (
-      end < lines.length && end - start < LINES_PER_CHUNK &&
-      (chars === 0 || chars + lines[end].length < MAX_CHUNK_CHARS)
-    ) {
-      chars += lines[end].length + 1;
-      end++;
+    while (end <= text.length && line - first < LINES_PER_CHUNK) {
+      const newline = text.indexOf("\n", end);
+      const lineEnd = newline < 0 ? text.length : newline;
+      if (chars > 0 && chars + lineEnd - end >= MAX_CHUNK_CHARS) break;
+      chars += lineEnd - end + 1;
+      end = lineEnd + 1;
+      line++;
     }
-    const body = lines.slice(start, end).join("\n");
-    if (body.trim()) chunks.push({ startLine: start + 1, endLine: end, text: body });
-    start = end;
+    const body = text.slice(at, end - 1);
+    if (NOT_BLANK.test(body)) chunks.push({ startLine: first + 1, endLine: line, text: body });
+    at = end;
   }
   return chunks;
 }
