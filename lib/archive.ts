@@ -7,6 +7,7 @@ import { createTarDecoder } from "modern-tar";
 import { Unzip, type UnzipFile, UnzipInflate } from "fflate";
 import { concatBytes } from "./bytes.ts";
 import { AppError, PermanentJobError } from "./errors.ts";
+import { ZipDirectoryError, ZipTail } from "./zip_symlinks.ts";
 
 export interface ArchiveEntry {
   /** The path as the archive states it (not yet checked or normalised). */
@@ -164,6 +165,18 @@ function asArchiveError(e: unknown): Error {
   return invalidArchive(/end|truncat|unexpected/i.test(detail) ? "it is truncated" : "it is corrupt");
 }
 
+function symlinksOf(tail: ZipTail): string[] {
+  try {
+    return tail.symlinks();
+  } catch (e) {
+    throw invalidArchive(e instanceof ZipDirectoryError ? e.message : "it is corrupt");
+  }
+}
+
+/**
+ * A zip's entries as they stream past; then, as `symlink` entries, those its central directory
+ * marks as symlinks (already yielded as files: see lib/zip_symlinks.ts).
+ */
 async function* readZip(
   stream: ReadableStream<Uint8Array>,
   options: ReadOptions,
@@ -174,6 +187,7 @@ async function* readZip(
   let open = 0;
   const unzip = new Unzip((file) => onFile(file));
   unzip.register(UnzipInflate);
+  const tail = new ZipTail();
 
   function onFile(file: UnzipFile) {
     if (file.name.endsWith("/")) {
@@ -228,6 +242,7 @@ async function* readZip(
         throw asArchiveError(e);
       }
       if (next.done) break;
+      tail.push(next.value);
       push(next.value, false);
       if (failure) throw failure;
       yield* ready.splice(0);
@@ -236,6 +251,8 @@ async function* readZip(
     if (failure) throw failure;
     if (open > 0) throw invalidArchive("it is truncated");
     yield* ready.splice(0);
+    // only now does the zip say which of the entries above were symlinks
+    for (const path of symlinksOf(tail)) yield { path, kind: "symlink", size: 0, content: null };
   } finally {
     await reader.cancel().catch(() => {});
   }

@@ -39,6 +39,13 @@ export async function writeBlob(
   await batch.set(base, { size: bytes.byteLength, parts, info } satisfies BlobMeta, expireIn);
 }
 
+/** Queues the deletes of a blob that `writeBlob` queued or wrote on `batch` with `size` bytes. */
+export async function dropBlob(batch: KvBatch, base: Deno.KvKey, size: number): Promise<void> {
+  await batch.delete(base);
+  const parts = size <= PART_BYTES ? 0 : Math.ceil(size / PART_BYTES);
+  for (let i = 0; i < parts; i++) await batch.delete([...base, i]);
+}
+
 /** Writes one blob and commits it. */
 export async function putBlob(
   kv: Deno.Kv,

@@ -4,7 +4,7 @@
  * under the repo's data generation; the caller makes the repo visible when this returns.
  */
 import { formatBytes, readArchive } from "./archive.ts";
-import { writeBlob } from "./blobs.ts";
+import { dropBlob, writeBlob } from "./blobs.ts";
 import { PermanentJobError } from "./errors.ts";
 import { detectLanguage, filePriority } from "./file_info.ts";
 import { contentFilter, type FilterOptions, pathFilter, type SkipReason } from "./filters.ts";
@@ -115,6 +115,14 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     if (!path || entry.kind === "directory") continue;
     if (input.filters.subpath && !isUnder(path, input.filters.subpath)) continue;
     if (entry.kind === "symlink") {
+      // a zip names its symlinks at its end, after their entries went by as files: undo those
+      const file = tree.files.find((f) => f.path === path);
+      if (file) {
+        await dropBlob(batch, keys.repoFile(repoId, gen, path), file.bytes);
+        tree.files = tree.files.filter((f) => f !== file);
+        stored.delete(path);
+      }
+      tree.skipped = tree.skipped.filter((s) => s.path !== path);
       skip(path, "symlink");
       continue;
     }

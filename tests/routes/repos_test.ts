@@ -895,6 +895,29 @@ Deno.test("POST /api/repos/upload refuses bad archives with 400/413/422 and stor
       assert.deepEqual(skipReasons(listed), { passwd: "symlink", up: "symlink", hard: "symlink" });
       assert.equal((await text(app, `/api/repos/${repo.id}/files/passwd`)).status, 404);
     });
+    await t.step(
+      "a symlink in a zip is skipped too, though the zip marks it only in its central directory",
+      async () => {
+        const repo = await uploadReady(
+          app,
+          "links.zip",
+          buildZip([
+            { path: "README.md", content: "hi\n" },
+            { path: "passwd", type: "symlink", linkTarget: "/etc/passwd" },
+            { path: "docs/up", type: "symlink", linkTarget: "../../.." },
+          ]),
+        );
+        const listed = await tree(app, repo.id);
+        assert.deepEqual(paths(listed), ["README.md"]);
+        assert.deepEqual(skipReasons(listed), { passwd: "symlink", "docs/up": "symlink" });
+        assert.equal((await text(app, `/api/repos/${repo.id}/files/passwd`)).status, 404);
+        let files = 0;
+        for await (
+          const e of app.deps.kv.list({ prefix: ["repo_data", repo.id] })
+        ) if (e.key[3] === "file") files++;
+        assert.equal(files, 1, "the links' entries, read as files first, are not left in KV");
+      },
+    );
     await t.step("not multipart is 415; a form without a file field is 400", async () => {
       await assertError(
         app.fetch("/api/repos/upload", {
@@ -913,7 +936,7 @@ Deno.test("POST /api/repos/upload refuses bad archives with 400/413/422 and stor
         "invalid_request",
       );
     });
-    assert.equal(await countKeys(app, ["repo"]), 1, "only the symlink upload's repo is stored");
+    assert.equal(await countKeys(app, ["repo"]), 2, "only the symlink uploads' repos are stored");
   } finally {
     await app.close();
   }
