@@ -132,14 +132,7 @@ async function* readTar(
   const entries = bytes.pipeThrough(createTarDecoder({ strict: true }));
   const reader = entries.getReader();
   try {
-    while (true) {
-      let next;
-      try {
-        next = await reader.read();
-      } catch (e) {
-        throw asArchiveError(e);
-      }
-      if (next.done) return;
+    for (let next; !(next = await readArchiveChunk(reader)).done;) {
       const { header, body } = next.value;
       const kind = TAR_KINDS[header.type ?? "file"] ?? "other";
       let content: Uint8Array | null = null;
@@ -156,6 +149,17 @@ async function* readTar(
     }
   } finally {
     await reader.cancel().catch(() => {});
+  }
+}
+
+/** The next read from an archive's stream; a failure is the archive's (invalid_archive, repo_too_large). */
+async function readArchiveChunk<T>(
+  reader: ReadableStreamDefaultReader<T>,
+): Promise<ReadableStreamReadResult<T>> {
+  try {
+    return await reader.read();
+  } catch (e) {
+    throw asArchiveError(e);
   }
 }
 
@@ -234,14 +238,7 @@ async function* readZip(
   };
   const reader = stream.getReader();
   try {
-    while (true) {
-      let next;
-      try {
-        next = await reader.read();
-      } catch (e) {
-        throw asArchiveError(e);
-      }
-      if (next.done) break;
+    for (let next; !(next = await readArchiveChunk(reader)).done;) {
       tail.push(next.value);
       push(next.value, false);
       if (failure) throw failure;
