@@ -8,8 +8,8 @@
 import { concatBytes } from "./bytes.ts";
 
 /**
- * Bytes kept from the end of a zip: its central directory must fit in them. 50,000 entries
- * (MAX_FILES) with 100-byte names take ~7 MB.
+ * Bytes kept from the end of a zip, where its central directory must fit for its symlinks to be
+ * found: 50,000 entries (MAX_FILES) with 100-byte names take ~7 MB.
  */
 const TAIL_BYTES = 8 * 1024 * 1024;
 
@@ -30,17 +30,23 @@ export class ZipTail {
   #kept = 0;
   #total = 0;
 
-  /** Notes a chunk of the archive, in order, keeping only the last {@link TAIL_BYTES}. */
+  constructor(private readonly keep = TAIL_BYTES) {}
+
+  /** Notes a chunk of the archive, in order, keeping only the last `keep` bytes (at least). */
   push(chunk: Uint8Array): void {
     this.#chunks.push(chunk);
     this.#kept += chunk.byteLength;
     this.#total += chunk.byteLength;
-    while (this.#kept - this.#chunks[0].byteLength >= TAIL_BYTES) {
+    while (this.#kept - this.#chunks[0].byteLength >= this.keep) {
       this.#kept -= this.#chunks.shift()!.byteLength;
     }
   }
 
-  /** The names (as the local headers give them) of the entries the central directory marks as symlinks. */
+  /**
+   * The names (as the local headers give them) of the entries the central directory marks as
+   * symlinks. A directory that does not fit in the bytes kept is not read: its symlinks stay the
+   * small text files (the link's target) they were read as, which are never followed.
+   */
   symlinks(): string[] {
     const tail = concatBytes(this.#chunks, this.#kept);
     const view = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
@@ -48,10 +54,14 @@ export class ZipTail {
     const end = findEndOfDirectory(view);
     let size = view.getUint32(end + 12, true);
     let offset = view.getUint32(end + 16, true);
-    if (size === 0xffffffff || offset === 0xffffffff) [size, offset] = zip64Directory(view, end, base);
+    if (size === 0xffffffff || offset === 0xffffffff) {
+      const zip64 = zip64Directory(view, end, base);
+      if (!zip64) return [];
+      [size, offset] = zip64;
+    }
     let at = offset - base;
     const stop = at + size;
-    if (at < 0) throw new ZipDirectoryError("its central directory is too large");
+    if (at < 0) return [];
     if (stop > tail.byteLength) throw new ZipDirectoryError("its central directory is cut short");
     const names: string[] = [];
     while (at < stop) {
@@ -79,8 +89,11 @@ function findEndOfDirectory(view: DataView): number {
   throw new ZipDirectoryError("it has no central directory");
 }
 
-/** Size and offset of the central directory from the zip64 records before the end record. */
-function zip64Directory(view: DataView, end: number, base: number): [number, number] {
+/**
+ * Size and offset of the central directory from the zip64 records before the end record; null
+ * when those are before the bytes kept.
+ */
+function zip64Directory(view: DataView, end: number, base: number): [number, number] | null {
   const locator = end - 20;
   if (locator < 0 || view.getUint32(locator, true) !== ZIP64_LOCATOR) {
     throw new ZipDirectoryError("its zip64 records are missing");

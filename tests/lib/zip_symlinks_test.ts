@@ -11,8 +11,8 @@ const ENTRIES = [
 ];
 
 /** The symlinks ZipTail finds in `zip`, pushed in chunks of `chunk` bytes. */
-function symlinksOf(zip: Uint8Array, chunk = 7): string[] {
-  const tail = new ZipTail();
+function symlinksOf(zip: Uint8Array, chunk = 7, keep?: number): string[] {
+  const tail = new ZipTail(keep);
   for (let i = 0; i < zip.byteLength; i += chunk) tail.push(zip.subarray(i, i + chunk));
   return tail.symlinks();
 }
@@ -44,6 +44,16 @@ Deno.test("ZipTail names exactly the entries the central directory marks as syml
   assert.deepEqual(symlinksOf(zip).sort(), ["dïr/ünï-link", "passwd"]);
   assert.deepEqual(symlinksOf(zip, zip.byteLength), symlinksOf(zip, 3));
   assert.deepEqual(symlinksOf(buildZip([{ path: "a.txt", content: "a" }])), []);
+});
+
+Deno.test("ZipTail finds no symlinks in a central directory larger than what it keeps (they stay text files)", () => {
+  const zip = buildZip(ENTRIES);
+  const end = zip.byteLength - 22;
+  const directory = zip.byteLength - new DataView(zip.buffer).getUint32(end + 16, true);
+  assert.deepEqual(symlinksOf(zip, 7, directory).sort(), ["dïr/ünï-link", "passwd"]);
+  assert.deepEqual(symlinksOf(zip, 1, directory - 30), []);
+  assert.deepEqual(symlinksOf(asZip64(zip), 1, 120), []); // the zip64 record kept, not the directory
+  assert.deepEqual(symlinksOf(asZip64(zip), 1, 60), []); // nor the zip64 record
 });
 
 Deno.test("ZipTail reads zip64 end records", () => {
