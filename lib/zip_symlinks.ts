@@ -99,9 +99,8 @@ function zip64Directory(view: DataView, end: number, base: number): [number, num
     throw new ZipDirectoryError("its zip64 records are missing");
   }
   const record = Number(view.getBigUint64(locator + 8, true)) - base;
-  if (
-    record < 0 || record + 56 > view.byteLength || view.getUint32(record, true) !== ZIP64_END_OF_DIRECTORY
-  ) {
+  if (record < 0) return null;
+  if (record + 56 > view.byteLength || view.getUint32(record, true) !== ZIP64_END_OF_DIRECTORY) {
     throw new ZipDirectoryError("its zip64 records are corrupt");
   }
   return [Number(view.getBigUint64(record + 40, true)), Number(view.getBigUint64(record + 48, true))];
