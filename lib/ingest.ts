@@ -87,7 +87,8 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   const skipFor = pathFilter(input.filters);
   const index = new IndexBuilder(repoId, gen, batch);
   const tree: Tree = { files: [], skipped: [] };
-  const stored = new Set<string>();
+  /** The stored files by path: a later entry for a path replaces an earlier one. */
+  const stored = new Map<string, TreeFile>();
   const stats: RepoStats = { files: 0, skipped: 0, bytes: 0, tokens: 0, languages: {} };
   let fileEntries = 0;
   let storedBytes = 0;
@@ -116,10 +117,9 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     if (input.filters.subpath && !isUnder(path, input.filters.subpath)) continue;
     if (entry.kind === "symlink") {
       // a zip names its symlinks at its end, after their entries went by as files: undo those
-      const file = tree.files.find((f) => f.path === path);
+      const file = stored.get(path);
       if (file) {
         await dropBlob(batch, keys.repoFile(repoId, gen, path), file.bytes);
-        tree.files = tree.files.filter((f) => f !== file);
         stored.delete(path);
       }
       tree.skipped = tree.skipped.filter((s) => s.path !== path);
@@ -160,12 +160,11 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
       priority: filePriority(path),
     };
     await writeBlob(batch, keys.repoFile(repoId, gen, path), entry.content, { ...file });
-    if (stored.has(path)) tree.files = tree.files.filter((f) => f.path !== path);
-    stored.add(path);
-    tree.files.push(file);
+    stored.set(path, file);
     await index.add(path, text);
   }
 
+  tree.files = [...stored.values()].sort((a, b) => a.path.localeCompare(b.path));
   for (const f of tree.files) {
     stats.bytes += f.bytes;
     stats.tokens += f.tokens;
@@ -175,7 +174,6 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   stats.skipped = tree.skipped.length;
   await input.onPhase?.("indexing", 0, 1);
   const indexShards = await index.finish();
-  tree.files.sort((a, b) => a.path.localeCompare(b.path));
   await writeBlob(batch, keys.repoTree(repoId, gen), new TextEncoder().encode(JSON.stringify(tree)));
   await batch.flush();
   await input.onPhase?.("indexing", 1, 1);

@@ -896,6 +896,27 @@ Deno.test("POST /api/repos/upload refuses bad archives with 400/413/422 and stor
       assert.equal((await text(app, `/api/repos/${repo.id}/files/passwd`)).status, 404);
     });
     await t.step(
+      "a path given twice in a tar keeps the later entry: a file, or nothing after a symlink",
+      async () => {
+        const repo = await uploadReady(
+          app,
+          "twice.tar",
+          await buildTar([
+            { path: "README.md", content: "first\n" },
+            { path: "link", content: "a file at first\n" },
+            { path: "README.md", content: "second\n" },
+            { path: "link", type: "symlink", linkTarget: "README.md" },
+          ]),
+        );
+        const listed = await tree(app, repo.id);
+        assert.deepEqual(paths(listed), ["README.md"]);
+        assert.deepEqual(skipReasons(listed), { link: "symlink" });
+        assert.equal((await text(app, `/api/repos/${repo.id}/files/README.md`)).body, "second\n");
+        assert.equal((await text(app, `/api/repos/${repo.id}/files/link`)).status, 404);
+        assert.equal(repo.stats.files, 1);
+      },
+    );
+    await t.step(
       "a symlink in a zip is skipped too, though the zip marks it only in its central directory",
       async () => {
         const repo = await uploadReady(
@@ -936,7 +957,7 @@ Deno.test("POST /api/repos/upload refuses bad archives with 400/413/422 and stor
         "invalid_request",
       );
     });
-    assert.equal(await countKeys(app, ["repo"]), 2, "only the symlink uploads' repos are stored");
+    assert.equal(await countKeys(app, ["repo"]), 3, "only the symlink uploads' repos are stored");
   } finally {
     await app.close();
   }
