@@ -3,8 +3,8 @@
  *   [--idle 1000] [--idle-seconds 10]`
  *
  * N viewers of one new artifact produced by the fake OpenAI server at ~50 tokens/s: model calls,
- * delivery lag from KV write to client (p50/p99), server RSS and CPU; then the CPU used by idle
- * open streams. The app runs as a subprocess on a KV file (with `--instances 2`, two processes
+ * delivery lag from KV write to client (p50/p99), server RSS and CPU; then, on a fresh app
+ * process, the CPU used by idle open streams. The app runs as a subprocess on a KV file (with `--instances 2`, two processes
  * on the same file, each taking half the viewers, as behind a load balancer); viewers are raw
  * TCP connections so the client side stays cheap, and they live in two Worker threads
  * (fanout_viewers.ts) so that this thread's clock is not held up by them. Lag: this thread polls the same KV file every 5 ms
@@ -72,8 +72,7 @@ async function openGroups(ports: number[], path: string, count: number): Promise
 
 /**
  * Waits (up to 30 s) until the app uses under `share` of a core for three seconds running, so that
- * the idle figure is neither the tail of the fan-out before it (closing 10,000 connections,
- * collecting their garbage) nor the arrival of the idle streams themselves.
+ * the idle figure is not the arrival of the idle streams themselves.
  */
 async function settle(cpuSeconds: () => Promise<number>, share: number): Promise<void> {
   for (let i = 0, quiet = 0; i < 30 && quiet < 3; i++) {
@@ -229,27 +228,43 @@ export async function main(args: string[]): Promise<void> {
         clientCpu.toFixed(1)
       } s (${(100 * clientCpu / elapsed).toFixed(0)}%)`,
     );
-
-    const idleCount = Number(values.idle);
-    const idleSeconds = Number(values["idle-seconds"]);
+  } finally {
+    // the first process made the KV folder the others share: it stops (and removes it) last
+    for (const a of [...apps].reverse()) await a.stop();
+  }
+  try {
     llm.setOptions({ delayMs: 600_000 });
-    await settle(cpuSeconds, 0.01);
+    await measureIdle(env, Number(values.idle), Number(values["idle-seconds"]));
+  } finally {
+    await llm.close();
+  }
+}
+
+/**
+ * The CPU of `count` open streams of an artifact whose model is silent, over `seconds`, on a
+ * fresh app process: what idle streams cost, not the tail of a fan-out (a process that just closed
+ * 10,000 connections spends ~1 % of a core for a while collecting their garbage).
+ */
+async function measureIdle(env: Record<string, string>, count: number, seconds: number): Promise<void> {
+  const app = await startAppProcess(env);
+  const cpuSeconds = () => app.cpuSeconds();
+  try {
+    const repoId = await uploadRepo(app);
     const slow = await postJson(`${app.url}/api/repos/${repoId}/artifacts`, { kind: "slides" });
-    const idle = await openGroups(ports, `/api/artifacts/${slow.body.artifact.id}/stream`, idleCount);
+    const port = Number(new URL(app.url).port);
+    const idle = await openGroups([port], `/api/artifacts/${slow.body.artifact.id}/stream`, count);
     await settle(cpuSeconds, 0.03);
-    const idleCpu0 = await cpuSeconds();
-    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
-    const idleCpu = (await cpuSeconds()) - idleCpu0;
+    const cpu0 = await cpuSeconds();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const cpu = (await cpuSeconds()) - cpu0;
     console.log(
-      `  idle: ${idleCount} open streams for ${idleSeconds} s used ${idleCpu.toFixed(2)} CPU s (${
-        (100 * idleCpu / idleSeconds).toFixed(2)
+      `  idle (a fresh process): ${count} open streams for ${seconds} s used ${cpu.toFixed(2)} CPU s (${
+        (100 * cpu / seconds).toFixed(2)
       }% of a core)`,
     );
     await Promise.all(idle.map((g) => g.close()));
   } finally {
-    // the first process made the KV folder the others share: it stops (and removes it) last
-    for (const a of [...apps].reverse()) await a.stop();
-    await llm.close();
+    await app.stop();
   }
 }
 
