@@ -53,10 +53,10 @@ const classAt = (text: string, i: number) => {
 type TokenVisitor = (start: number, end: number, hash: number) => void;
 
 /**
- * Calls `visit` with the span (and its hash) of each token of `text`: every run of [A-Za-z0-9_], and when it has
- * a `_` or a capital after its start and so splits into more than one part, each part too — split
- * at each `_` (dropped: parts may be empty), between a lower-case letter or digit and a capital,
- * and between two capitals when a lower-case letter follows. So `parseGitHubUrl` is found by
+ * Calls `visit` with the span (and its hash) of each token of `text`: every run of [A-Za-z0-9_],
+ * and when it has a `_` or a capital after its start and so splits into more than one part, each
+ * part too — split at each `_` (dropped: parts may be empty), between a lower-case letter or digit
+ * and a capital, and between two capitals when a lower-case letter follows. So `parseGitHubUrl` is found by
  * "parse", "github" and "url", and `HTMLParser` by "html" and "parser".
  */
 export function forEachToken(text: string, visit: TokenVisitor): void {
