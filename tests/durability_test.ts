@@ -11,6 +11,7 @@ import { waitFor } from "./helpers.ts";
 
 type Job = { id: string; status: string; attempts: number; progress: { phase: string; done: number } };
 type Repo = { id: string; status: string; stats: { files: number } };
+type TreeBody = { files?: { path: string }[]; error?: { code: string } };
 
 /** Files of pseudo-random text (so gzip keeps the archive about as large as its contents). */
 function fixture(files: number, bytes: number): FixtureEntry[] {
@@ -31,23 +32,28 @@ async function getJson<T>(app: AppProcess, path: string): Promise<{ status: numb
   return { status: res.status, body: await res.json() as T };
 }
 
-/** The repo as any reader sees it: still ingesting with no tree, or ready with the whole tree. */
+/**
+ * The repo as any reader sees it: still ingesting with no tree, or ready with the whole tree.
+ * The repo may become ready between two requests, so the file and tree are read before the repo:
+ * whatever was read before an "ingesting" answer must show nothing, and after a "ready" answer
+ * the tree must be whole.
+ */
 async function assertNoHalfState(app: AppProcess, repoId: string, expectedPaths: string[]): Promise<string> {
+  const fileBefore = await fetch(`${app.url}/api/repos/${repoId}/files/${expectedPaths[0]}`);
+  await fileBefore.body?.cancel();
+  const treeBefore = await getJson<TreeBody>(app, `/api/repos/${repoId}/tree`);
   const repo = await getJson<Repo>(app, `/api/repos/${repoId}`);
   assert.equal(repo.status, 200);
-  const tree = await getJson<{ files?: { path: string }[]; error?: { code: string } }>(
-    app,
-    `/api/repos/${repoId}/tree`,
-  );
   if (repo.body.status === "ready") {
+    const tree = await getJson<TreeBody>(app, `/api/repos/${repoId}/tree`);
     assert.equal(tree.status, 200);
     assert.deepEqual(tree.body.files!.map((f) => f.path).sort(), expectedPaths);
     assert.equal(repo.body.stats.files, expectedPaths.length);
   } else {
     assert.equal(repo.body.status, "ingesting");
-    assert.equal(tree.status, 404);
-    assert.equal(tree.body.error?.code, "repo_not_ready");
-    assert.equal((await fetch(`${app.url}/api/repos/${repoId}/files/${expectedPaths[0]}`)).status, 404);
+    assert.equal(treeBefore.status, 404);
+    assert.equal(treeBefore.body.error?.code, "repo_not_ready");
+    assert.equal(fileBefore.status, 404);
   }
   return repo.body.status;
 }
