@@ -82,7 +82,11 @@ class ArtifactViewer implements SseEvents {
     if (this.#ended) return { value: undefined, done: true };
     const rec = this.live.record;
     if (!rec) {
-      return this.#last({ event: "error", data: { code: "not_found", message: "The artifact is gone." } });
+      return this.#last({
+        id: this.#next - 1,
+        event: "error",
+        data: { code: "not_found", message: "The artifact is gone." },
+      });
     }
     if (rec.textSeq >= this.#next) {
       const ready = this.live.readyDeltaEvents(rec.gen, this.#next, rec.textSeq);
@@ -98,6 +102,7 @@ class ArtifactViewer implements SseEvents {
     if (rec.status === "failed") {
       return this.#last(
         this.live.finalEvent(rec, () => ({
+          id: rec.textSeq,
           event: "error",
           data: rec.error ?? { code: "failed", message: "The generation failed." },
         })),
@@ -222,19 +227,22 @@ export function artifactRoutes(deps: AppDeps) {
       );
     }
     const range = parseRange(c.req.header("range"), meta.size);
+    if (range === "unsatisfiable") {
+      throw new AppError(
+        416,
+        "range_not_satisfiable",
+        `The requested range is outside the audio's ${meta.size} bytes.`,
+        {},
+        { "Content-Range": `bytes */${meta.size}` },
+      );
+    }
+    const [start, end] = range ?? [0, meta.size - 1];
     const headers: Record<string, string> = {
       "Content-Type": "audio/mpeg",
       "Accept-Ranges": "bytes",
       "Cache-Control": "public, max-age=86400",
+      "Content-Length": String(end - start + 1),
     };
-    if (range === "invalid") {
-      return new Response(null, {
-        status: 416,
-        headers: { ...headers, "Content-Range": `bytes */${meta.size}` },
-      });
-    }
-    const [start, end] = range ?? [0, meta.size - 1];
-    headers["Content-Length"] = String(end - start + 1);
     if (range) headers["Content-Range"] = `bytes ${start}-${end}/${meta.size}`;
     return new Response(streamBlob(kv, base, meta, start, end + 1), { status: range ? 206 : 200, headers });
   });
@@ -242,11 +250,19 @@ export function artifactRoutes(deps: AppDeps) {
   return app;
 }
 
-/** A single `bytes=` range, as [start, end] inclusive; null when absent; "invalid" when unsatisfiable. */
-export function parseRange(header: string | undefined, size: number): [number, number] | null | "invalid" {
-  if (!header) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === "" && m[2] === "")) return "invalid";
+/**
+ * The one byte range a `Range` header asks for, as [start, end] inclusive; "unsatisfiable" when
+ * none of it is in the body (416). null, and the whole body is sent, when there is no header or
+ * it is to be ignored (RFC 9110 §14.2): a unit other than bytes, an invalid range (last < first),
+ * or several ranges, which a server may answer with the whole body.
+ */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): [number, number] | null | "unsatisfiable" {
+  const m = header && /^\s*bytes\s*=\s*(\d*)-(\d*)\s*$/i.exec(header);
+  if (!m || (m[1] === "" && m[2] === "")) return null;
+  if (m[1] !== "" && m[2] !== "" && Number(m[2]) < Number(m[1])) return null;
   let start: number;
   let end: number;
   if (m[1] === "") {
@@ -256,5 +272,5 @@ export function parseRange(header: string | undefined, size: number): [number, n
     start = Number(m[1]);
     end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
   }
-  return start > end || start >= size ? "invalid" : [start, end];
+  return start > end || start >= size ? "unsatisfiable" : [start, end];
 }

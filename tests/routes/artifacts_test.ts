@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { FakeClock, parseSse, postJson, readSse, startTestApp, waitFor } from "../helpers.ts";
 import { startModelWorld, uploadRepo } from "../model_fixtures.ts";
+import type { ArtifactRecord } from "../../lib/artifacts.ts";
+import { keys } from "../../lib/keys.ts";
 
 type Artifact = {
   id: string;
@@ -141,6 +143,14 @@ Deno.test("artifacts: a fault after text was shown ends viewers with event: erro
         assert.equal(r.last.event, "error");
         const failed = await world.app.json<Artifact>(`/api/artifacts/${first.body.artifact.id}`);
         assert.equal(failed.body.status, "failed");
+        const record = await world.app.deps.kv.get<ArtifactRecord>(keys.artifact(first.body.artifact.id));
+        assert.ok(record.value!.textSeq > 0, "text was shown before the fault");
+        assert.equal(
+          r.last.id,
+          String(record.value!.textSeq),
+          "the error event carries the failed text's seq",
+        );
+        assert.equal(r.last.id, String(r.ids[r.ids.length - 1]));
         const again = await ask(world);
         assert.equal(again.status, 202);
         assert.equal(again.body.artifact.id, first.body.artifact.id);
@@ -156,6 +166,32 @@ Deno.test("artifacts: a fault after text was shown ends viewers with event: erro
         await world.close();
       }
     });
+  }
+});
+
+Deno.test("artifacts: a viewer whose artifact is gone ends with event: error carrying the last id it was sent", async () => {
+  // a token every 800 ms, each its own batch: the record is deleted between two of them
+  const world = await startModelWorld({ tokens: 3, delayMs: 800 });
+  try {
+    const { body } = await ask(world);
+    const res = await world.app.fetch(`/api/artifacts/${body.artifact.id}/stream`);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!parseSse(text).some((e) => e.event === "delta")) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, "the stream ended before any text");
+      text += value;
+    }
+    await world.app.deps.kv.delete(keys.artifact(body.artifact.id));
+    for (let next = await reader.read(); !next.done; next = await reader.read()) text += next.value;
+    const events = parseSse(text);
+    const deltas = events.filter((e) => e.event === "delta");
+    const last = events[events.length - 1];
+    assert.equal(last.event, "error");
+    assert.equal((last.data as { code: string }).code, "not_found");
+    assert.equal(last.id, deltas[deltas.length - 1].id);
+  } finally {
+    await world.close();
   }
 });
 
@@ -209,17 +245,38 @@ Deno.test("artifacts: podcast audio is served with Range when speech is configur
     const bytes = new Uint8Array(await audio.arrayBuffer());
     assert.ok(bytes.byteLength > 100);
     assert.ok(world.llm.calls.speech >= 1);
-    const part = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`, {
-      headers: { Range: "bytes=10-19" },
-    });
-    assert.equal(part.status, 206);
-    assert.equal(part.headers.get("content-range"), `bytes 10-19/${bytes.byteLength}`);
-    assert.deepEqual(new Uint8Array(await part.arrayBuffer()), bytes.subarray(10, 20));
-    const bad = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`, {
-      headers: { Range: "bytes=999999-" },
-    });
-    assert.equal(bad.status, 416);
-    await bad.body?.cancel();
+    const size = bytes.byteLength;
+    // [Range, status, Content-Range, the bytes served]; null: the whole file, as if no Range were sent
+    const cases: [string, number, string | null, Uint8Array][] = [
+      ["bytes=10-19", 206, `bytes 10-19/${size}`, bytes.subarray(10, 20)],
+      ["bytes=0-99", 206, `bytes 0-99/${size}`, bytes.subarray(0, 100)],
+      ["bytes=100-", 206, `bytes 100-${size - 1}/${size}`, bytes.subarray(100)],
+      ["bytes=-100", 206, `bytes ${size - 100}-${size - 1}/${size}`, bytes.subarray(size - 100)],
+      ["bytes=0-999999", 206, `bytes 0-${size - 1}/${size}`, bytes],
+      ["Bytes=0-5", 206, `bytes 0-5/${size}`, bytes.subarray(0, 6)],
+      // RFC 9110 §14.2: an unknown unit, an invalid range and (our choice) several ranges are ignored
+      ["items=0-5", 200, null, bytes],
+      ["bytes=5-2", 200, null, bytes],
+      ["bytes=0-1,4-5", 200, null, bytes],
+    ];
+    for (const [range, status, contentRange, expected] of cases) {
+      const res = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`, { headers: { range } });
+      assert.equal(res.status, status, range);
+      assert.equal(res.headers.get("content-type"), "audio/mpeg", range);
+      assert.equal(res.headers.get("accept-ranges"), "bytes", range);
+      assert.equal(res.headers.get("content-range"), contentRange, range);
+      assert.equal(res.headers.get("content-length"), String(expected.byteLength), range);
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), expected, range);
+    }
+    for (const range of ["bytes=999999-", `bytes=${size}-${size + 10}`, "bytes=-0"]) {
+      const bad = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`, { headers: { range } });
+      assert.equal(bad.status, 416, range);
+      assert.equal(bad.headers.get("content-range"), `bytes */${size}`, range);
+      assert.match(bad.headers.get("content-type") ?? "", /^application\/json/, range);
+      const error = (await bad.json() as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, "range_not_satisfiable", range);
+      assert.ok(error.message, range);
+    }
   } finally {
     await world.close();
   }
