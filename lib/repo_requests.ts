@@ -1,7 +1,8 @@
 /**
- * What `POST /api/repos` and the upload route do: resolve the source, then join an existing repo
- * or ingest, or start one ingest job, the repo record created in the same commit.
+ * What `POST /api/repos` does: resolve the source, then join an existing repo or ingest, or start
+ * one ingest job, the repo record and the caller's ingest slot taken in the same commit.
  */
+import type { IngestCap } from "./caps.ts";
 import type { Clock } from "./clock.ts";
 import { AppError } from "./errors.ts";
 import { type GitHubConfig, resolveRepo } from "./github.ts";
@@ -25,6 +26,8 @@ export interface RepoRequestDeps {
   jobs: JobStore;
   github: GitHubConfig & { webHosts: string[] };
   repoTtlMs: number;
+  /** The caller's cap on running ingests: only starting a job takes a slot, never joining one. */
+  ingestCap: Pick<IngestCap, "forNewJob">;
 }
 
 export interface GitHubIngestRequest {
@@ -43,7 +46,8 @@ function normalizedFilters(req: { include?: string[]; exclude?: string[] }): Rep
 
 /**
  * Resolves a GitHub URL to a commit and returns the ready repo (no job), the running ingest it
- * joins, or a new ingest. Twenty simultaneous callers get one job and one download.
+ * joins, or a new ingest. Twenty simultaneous callers get one job and one download, and only the
+ * one that starts it takes an ingest slot (429 too_many_ingests when the caller has none left).
  */
 export async function requestGitHubIngest(
   deps: RepoRequestDeps,
@@ -82,7 +86,10 @@ export async function requestGitHubIngest(
   throw new AppError(503, "busy", "Too many simultaneous requests for this repository; try again.");
 }
 
-/** Creates the repo record and its ingest job in one commit; null when another request won the race. */
+/**
+ * Creates the repo record and its ingest job, taking the caller's ingest slot, in one commit; null
+ * when another request won the race (or the caller's slots changed meanwhile).
+ */
 async function startIngest(
   deps: RepoRequestDeps,
   id: string,
@@ -91,10 +98,14 @@ async function startIngest(
   entry: RepoEntry,
 ): Promise<IngestAnswer | null> {
   const now = deps.clock.now();
+  const takeSlot = await deps.ingestCap.forNewJob();
   let repo: RepoRecord | undefined;
   const answer = await deps.jobs.create(
     { type: "ingest", subject: { repoId: id }, payload: {}, dedupeKey: `ingest:${id}` },
     (atomic, job) => {
+      // create calls this only when no ingest of this repo is running (it answers with that job
+      // first), so a request that joins one is never refused, nor takes a slot
+      takeSlot(atomic, job.id);
       repo = {
         id,
         status: "ingesting",

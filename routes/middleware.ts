@@ -1,6 +1,7 @@
 /**
  * Middleware at the edge of the app: security headers, request metrics and logs, CORS, and
- * traffic control (who is asking, rate limits, stream and ingest caps, load shedding). createApp
+ * traffic control (who is asking, rate limits, stream caps, load shedding). The cap on running
+ * ingests is taken by the repo routes, which know whether a request starts an ingest. createApp
  * applies `trafficControl` to every /api route by route group; the single-purpose middleware it
  * is made of are exported for sub-apps, and each runs at most once per request, so applying one
  * again in a route file is harmless.
@@ -10,12 +11,11 @@ import { cors } from "hono/cors";
 import { routePath } from "hono/route";
 import { secretMatches } from "../lib/api_keys.ts";
 import { artifactId } from "../lib/artifacts.ts";
-import { acquireIngestSlot, streamCapsFor } from "../lib/caps.ts";
+import { streamCapsFor } from "../lib/caps.ts";
 import { clientOf } from "../lib/client.ts";
 import type { PolicyName } from "../lib/config.ts";
 import type { AppDeps } from "../lib/deps.ts";
 import { AppError } from "../lib/errors.ts";
-import { newId } from "../lib/ids.ts";
 import { keys } from "../lib/keys.ts";
 import { metrics } from "../lib/metrics.ts";
 import { type RateDecision, rateLimiterFor, rateLimitHeaders } from "../lib/rate_limit.ts";
@@ -197,37 +197,6 @@ export function limitStreams(deps: Pick<AppDeps, "kv" | "config">): MiddlewareHa
   };
 }
 
-/**
- * Caps running ingests per client (429 too_many_ingests). A request that started or joined an
- * ingest job (202) leaves its slot bound to that job until the job ends; other answers free it.
- */
-export function limitIngests(
-  deps: Pick<AppDeps, "kv" | "clock" | "config" | "jobs" | "log">,
-): MiddlewareHandler {
-  return async (c, next) => {
-    const cap = deps.config.traffic.ingestsPerClient;
-    if (cap <= 0 || !once(c, "ingests")) return await next();
-    const client = await clientOf(deps, c);
-    const ttlMs = deps.config.jobs.timeoutMs * deps.config.jobs.maxAttempts;
-    const slot = await acquireIngestSlot(deps, client.id, cap, newId(), ttlMs);
-    let bound = false;
-    try {
-      await next();
-      if (c.res.status === 202) {
-        const body = await c.res.clone().json().catch(() => null) as { job?: { id?: unknown } } | null;
-        if (typeof body?.job?.id === "string") {
-          await slot.bindJob(body.job.id);
-          bound = true;
-        }
-      }
-    } finally {
-      if (!bound) {
-        await slot.release().catch((e) => deps.log.warn("ingest slot release failed", { error: e }));
-      }
-    }
-  };
-}
-
 const ARTIFACT_POST = /^\/api\/repos\/([A-Za-z0-9_-]{1,64})\/artifacts\/?$/;
 const AUDIO_GET = /^\/api\/artifacts\/[^/]+\/audio\/?$/;
 
@@ -290,8 +259,8 @@ export function isStreamRoute(method: string, path: string): boolean {
 
 /**
  * Everything traffic control does for an /api request, in one middleware: CORS (when origins are
- * configured), who is asking (401 for a bad key), then by route group the rate limit, the ingest
- * cap (repo POSTs), the stream cap (SSE routes) and load shedding (optional kinds).
+ * configured), who is asking (401 for a bad key), then by route group the rate limit, the stream
+ * cap (SSE routes) and load shedding (optional kinds).
  */
 export function trafficControl(deps: AppDeps): MiddlewareHandler {
   const corsMw = deps.config.corsOrigins.length ? corsForApi(deps) : null;
@@ -302,7 +271,6 @@ export function trafficControl(deps: AppDeps): MiddlewareHandler {
     generate: rateLimit(deps, "generate"),
     chat: rateLimit(deps, "chat"),
   };
-  const ingests = limitIngests(deps);
   const streams = limitStreams(deps);
   const shed = shedOptional(deps);
   return async (c, next) => {
@@ -313,7 +281,6 @@ export function trafficControl(deps: AppDeps): MiddlewareHandler {
     // a rate limit identifies the client first thing; other requests are identified here
     if (group) chain.push(limits[group]);
     else if (method !== "OPTIONS") chain.push(identify);
-    if (group === "ingest") chain.push(ingests);
     if (isStreamRoute(method, path)) chain.push(streams);
     if (group === "generate" || AUDIO_GET.test(path)) chain.push(shed);
     const run = async (i: number): Promise<void> => {

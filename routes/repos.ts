@@ -1,7 +1,9 @@
 /** Repository routes: ingest by URL or upload, and reads of a ready repo's data. */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { getBlobMeta, streamBlob } from "../lib/blobs.ts";
+import { ingestCapFor } from "../lib/caps.ts";
+import { clientOf } from "../lib/client.ts";
 import type { AppDeps } from "../lib/deps.ts";
 import { digestStream, readTree } from "../lib/digest.ts";
 import { AppError, NotFoundError } from "../lib/errors.ts";
@@ -28,6 +30,8 @@ const ingestBody = z.object({
 export function repoRoutes(deps: AppDeps) {
   const { kv, clock, config, jobs } = deps;
   const app = new Hono();
+  /** The caller's cap on running ingests (taken here, where it is known whether one starts). */
+  const ingestCap = async (c: Context) => ingestCapFor(deps, (await clientOf(deps, c)).id);
 
   app.post("/", async (c) => {
     const body = await jsonBody(c, ingestBody, 16 * 1024);
@@ -37,6 +41,7 @@ export function repoRoutes(deps: AppDeps) {
       jobs,
       github: config.github,
       repoTtlMs: config.repoTtlMs,
+      ingestCap: await ingestCap(c),
     }, body);
     if (!answer.job) return c.json({ repo: publicRepo(answer.repo) }, 200);
     return c.json({ repo: publicRepo(answer.repo), job: await jobs.toPublic(answer.job) }, 202);
@@ -53,12 +58,16 @@ export function repoRoutes(deps: AppDeps) {
     }
     const declared = Number(c.req.header("content-length") ?? 0);
     if (declared > config.limits.uploadBytes + 64 * 1024) throw uploadTooLarge(config.limits.uploadBytes);
-    if (!c.req.raw.body) throw new AppError(400, "invalid_request", "The upload is empty.");
-    const repo = await ingestUpload(
-      { kv, clock, limits: config.limits, repoTtlMs: config.repoTtlMs },
-      c.req.raw.body,
-      type,
-      c.req.raw.signal,
+    const body = c.req.raw.body;
+    if (!body) throw new AppError(400, "invalid_request", "The upload is empty.");
+    // an upload is a new ingest every time (no two are the same repo), run inside this request
+    const repo = await (await ingestCap(c)).hold(() =>
+      ingestUpload(
+        { kv, clock, limits: config.limits, repoTtlMs: config.repoTtlMs },
+        body,
+        type,
+        c.req.raw.signal,
+      )
     );
     return c.json({ repo: publicRepo(repo) }, 200);
   });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { acquireIngestSlot, StreamCaps } from "../../lib/caps.ts";
+import { IngestCap, StreamCaps } from "../../lib/caps.ts";
 import { onStreamClose, type SseEvent, sseResponse } from "../../lib/sse.ts";
 import type { JobRecord } from "../../lib/jobs.ts";
 import { keys } from "../../lib/keys.ts";
@@ -76,7 +76,7 @@ Deno.test("a stream slot held through onStreamClose is freed when the SSE stream
   });
 });
 
-Deno.test("acquireIngestSlot caps running ingests per client, exactly under concurrency", async (t) => {
+Deno.test("IngestCap: only starting an ingest takes a slot, exactly under concurrency", async (t) => {
   const kv = await Deno.openKv(":memory:");
   const clock = new FakeClock();
   const jobStatus = new Map<string, JobRecord["status"]>();
@@ -84,49 +84,59 @@ Deno.test("acquireIngestSlot caps running ingests per client, exactly under conc
     get: (id: string) =>
       Promise.resolve(jobStatus.has(id) ? { id, status: jobStatus.get(id) } as JobRecord : null),
   };
-  const deps = { kv, clock, jobs };
+  const deps = { kv, clock, jobs, log: { warn: () => {} } };
+  const capOf = (clientId: string, cap = 3) => new IngestCap(deps, clientId, cap, 60_000);
+  /** Starts job `jobId` as repo_requests does: the slot is taken in the commit that creates the job. */
+  const startJob = async (cap: IngestCap, jobId: string) => {
+    while (true) {
+      const take = await cap.forNewJob();
+      const atomic = kv.atomic().set(["job", jobId], jobId);
+      take(atomic, jobId);
+      if ((await atomic.commit()).ok) break;
+    }
+    jobStatus.set(jobId, "running");
+  };
+  const a = capOf("ip:a");
   try {
-    await t.step("20 simultaneous requests with a cap of 3 → 3 slots", async () => {
-      const results = await Promise.allSettled(
-        Array.from({ length: 20 }, (_, i) => acquireIngestSlot(deps, "ip:a", 3, `t${i}`, 60_000)),
-      );
-      const held = results.filter((r) => r.status === "fulfilled");
-      assert.equal(held.length, 3);
+    await t.step("20 simultaneous new jobs with a cap of 3 → 3 started, the rest 429", async () => {
+      const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => startJob(a, `j${i}`)));
+      assert.equal(results.filter((r) => r.status === "fulfilled").length, 3);
       const refused = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
       assert.equal(refused.reason.status, 429);
       assert.equal(refused.reason.code, "too_many_ingests");
-      // bind two to running jobs, release the third (its request made no job)
-      const slots = held.map((r) =>
-        (r as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireIngestSlot>>>).value
-      );
-      jobStatus.set("j1", "running");
-      jobStatus.set("j2", "queued");
-      await slots[0].bindJob("j1");
-      await slots[1].bindJob("j2");
-      await slots[2].release();
+      assert.ok(Number(refused.reason.headers["Retry-After"]) >= 1);
     });
-    await t.step("a freed slot can be taken; the cap holds again after", async () => {
-      const s = await acquireIngestSlot(deps, "ip:a", 3, "t-new", 60_000);
-      await assert.rejects(acquireIngestSlot(deps, "ip:a", 3, "t-more", 60_000), {
-        code: "too_many_ingests",
-      });
-      await s.release();
-    });
+    const started = [...jobStatus.keys()];
     await t.step("a slot frees itself when its job ends", async () => {
-      await acquireIngestSlot(deps, "ip:a", 3, "t3", 60_000);
-      await assert.rejects(acquireIngestSlot(deps, "ip:a", 3, "t4", 60_000));
-      jobStatus.set("j1", "succeeded");
-      await acquireIngestSlot(deps, "ip:a", 3, "t4", 60_000);
+      await assert.rejects(startJob(a, "j-more"), { code: "too_many_ingests" });
+      jobStatus.set(started[0], "succeeded");
+      await startJob(a, "j-new");
+      await assert.rejects(startJob(a, "j-more"), { code: "too_many_ingests" });
     });
-    await t.step("a slot lapses after its ttl (a crashed request)", async () => {
-      await assert.rejects(acquireIngestSlot(deps, "ip:a", 3, "t5", 60_000));
+    await t.step("an upload holds a slot while it runs, and frees it however it ends", async () => {
+      jobStatus.set(started[1], "failed");
+      const answer = await a.hold(async () => {
+        await assert.rejects(a.hold(() => Promise.resolve()), { code: "too_many_ingests" });
+        return "ingested";
+      });
+      assert.equal(answer, "ingested");
+      await assert.rejects(a.hold(() => Promise.reject(new Error("bad archive"))), /bad archive/);
+      await startJob(a, "j-after-upload");
+    });
+    await t.step("a slot lapses after its ttl (a job stuck forever)", async () => {
+      await assert.rejects(startJob(a, "j-late"), { code: "too_many_ingests" });
       clock.advance(61_000);
-      await acquireIngestSlot(deps, "ip:a", 3, "t5", 60_000);
+      await startJob(a, "j-late");
     });
-    await t.step("other clients are not affected; releasing the last slot deletes the record", async () => {
-      const s = await acquireIngestSlot(deps, "ip:b", 1, "b1", 60_000);
-      await s.release();
+    await t.step("other clients are not affected; the last freed slot deletes the record", async () => {
+      await capOf("ip:b", 1).hold(() => Promise.resolve());
       assert.equal((await kv.get(keys.ingestSlots("ip:b"))).value, null);
+    });
+    await t.step("0 means no cap, and no record", async () => {
+      const open = capOf("ip:c", 0);
+      for (let i = 0; i < 5; i++) await startJob(open, `c${i}`);
+      await open.hold(() => Promise.resolve());
+      assert.equal((await kv.get(keys.ingestSlots("ip:c"))).value, null);
     });
   } finally {
     kv.close();

@@ -330,6 +330,68 @@ Deno.test("traffic: running ingests are capped per client; the slot frees when t
   }
 });
 
+Deno.test("traffic: only a request that starts an ingest takes a slot; joins and ingested repos pass a full cap", async (t) => {
+  const github = await startFakeGitHub();
+  for (const name of ["same", "one", "two", "new"]) {
+    github.addRepo({ owner: "acme", name, archive: SAMPLE_REPO });
+  }
+  const cap = 2;
+  const app = await startTestApp({
+    env: {
+      MAX_INGESTS_PER_CLIENT: String(cap),
+      GITHUB_API_URL: github.apiUrl,
+      GITHUB_CODELOAD_URL: github.codeloadUrl,
+    },
+    startWorker: false,
+  });
+  type Ingest = { repo: { status: string }; job: { id: string } };
+  const ingest = (url: string, exclude?: string[]) =>
+    app.json<Ingest & ErrorBody>("/api/repos", postJson({ url, exclude }));
+  const run = async (jobId: string) => {
+    await app.worker.tryRun(jobId);
+    assert.equal((await waitForJob(app, jobId)).status, "succeeded");
+  };
+  try {
+    await t.step(
+      `${cap + 2} simultaneous identical requests from one client get one job, all 202`,
+      async () => {
+        const answers = await Promise.all(
+          Array.from({ length: cap + 2 }, () => ingest("acme/same", ["zzz"])),
+        );
+        assert.deepEqual(answers.map((a) => a.status), Array(cap + 2).fill(202));
+        assert.equal(new Set(answers.map((a) => a.body.job.id)).size, 1);
+        await run(answers[0].body.job.id);
+        assert.equal(github.requests.downloads, 1);
+      },
+    );
+    await t.step(
+      "with the cap full: a join gets 202 and its job, an ingested repo 200, a new ingest 429",
+      async () => {
+        const running: string[] = [];
+        for (const name of ["one", "two"]) {
+          const started = await ingest(`acme/${name}`);
+          assert.equal(started.status, 202);
+          running.push(started.body.job.id);
+        }
+        const joined = await ingest("acme/one");
+        assert.equal(joined.status, 202);
+        assert.equal(joined.body.job.id, running[0]);
+        const ready = await ingest("acme/same", ["zzz"]);
+        assert.equal(ready.status, 200);
+        assert.equal(ready.body.repo.status, "ready");
+        const refused = await ingest("acme/new");
+        assert.equal(refused.status, 429);
+        assert.equal(refused.body.error.code, "too_many_ingests");
+        await run(running[0]);
+        assert.equal((await ingest("acme/new")).status, 202, "the join held no slot of its own");
+      },
+    );
+  } finally {
+    await app.close();
+    await github.close();
+  }
+});
+
 Deno.test("traffic: shedding refuses new optional kinds with 503 while overview, chat and finished artifacts work", async () => {
   const app = await startTestApp();
   const load = { depth: 0, circuit: "closed" as CircuitState };
