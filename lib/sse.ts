@@ -4,6 +4,8 @@
  * previous one, so a slow reader holds at most one event in memory and costs nothing while idle.
  * Heartbeats come from one ticker per process for all open streams, not a timer per stream.
  */
+import type { Logger } from "./log.ts";
+
 export interface SseEvent {
   event: string;
   data: unknown;
@@ -19,40 +21,51 @@ export function formatEvent(e: SseEvent): Uint8Array {
 }
 
 const PING = encoder.encode(": ping\n\n");
-/** A stream that sent nothing for this long gets a ping at the next tick (so every ≤ 15 s). */
-export const HEARTBEAT_MS = 10_000;
-const TICK_MS = 5_000;
+/** A stream that sent nothing for this long gets a ping within half as long again (so every ≤ 15 s). */
+const HEARTBEAT_MS = 10_000;
 
 interface OpenStream {
   controller: ReadableStreamDefaultController<Uint8Array>;
   lastSent: number;
+  /** A pull is under way: the reader asked for the next event and the source has not answered. */
+  pulling: boolean;
 }
 
-const openStreams = new Set<OpenStream>();
-let ticker: ReturnType<typeof setInterval> | undefined;
+/** The open streams of one heartbeat interval and the timer that pings them. */
+interface Ticker {
+  streams: Set<OpenStream>;
+  timer: ReturnType<typeof setInterval>;
+}
 
-function tick(): void {
+/** One ticker per heartbeat interval (in the app there is one: HEARTBEAT_MS) for all its streams. */
+const tickers = new Map<number, Ticker>();
+
+function tick(streams: Set<OpenStream>, heartbeatMs: number): void {
   const now = Date.now();
-  for (const s of openStreams) {
-    // Only a stream whose reader is waiting gets a ping; a stalled reader is not fed more bytes.
-    if (now - s.lastSent >= HEARTBEAT_MS && (s.controller.desiredSize ?? 0) > 0) {
-      s.controller.enqueue(PING);
-      s.lastSent = now;
-    }
+  for (const s of streams) {
+    // Only a reader that is waiting, and took everything sent so far, is pinged: a stalled reader
+    // is not fed more bytes.
+    if (!s.pulling || now - s.lastSent < heartbeatMs || s.controller.desiredSize !== 0) continue;
+    s.controller.enqueue(PING);
+    s.lastSent = now;
   }
 }
 
-function track(s: OpenStream): void {
-  openStreams.add(s);
-  ticker ??= setInterval(tick, TICK_MS);
+function track(s: OpenStream, heartbeatMs: number): void {
+  let ticker = tickers.get(heartbeatMs);
+  if (!ticker) {
+    const streams = new Set<OpenStream>();
+    ticker = { streams, timer: setInterval(() => tick(streams, heartbeatMs), heartbeatMs / 2) };
+    tickers.set(heartbeatMs, ticker);
+  }
+  ticker.streams.add(s);
 }
 
-function untrack(s: OpenStream): void {
-  openStreams.delete(s);
-  if (openStreams.size === 0 && ticker !== undefined) {
-    clearInterval(ticker);
-    ticker = undefined;
-  }
+function untrack(s: OpenStream, heartbeatMs: number): void {
+  const ticker = tickers.get(heartbeatMs);
+  if (!ticker?.streams.delete(s) || ticker.streams.size > 0) return;
+  clearInterval(ticker.timer);
+  tickers.delete(heartbeatMs);
 }
 
 /** What runs when a stream made by sseResponse ends, fails or is cancelled, keyed by its body. */
@@ -78,24 +91,41 @@ export interface SseEvents {
   return?(value?: undefined): unknown;
 }
 
-/** A `text/event-stream` response fed by `events`. Cancelling (the client left) returns the iterator. */
-export function sseResponse(
-  events: SseEvents,
-  options: { headers?: HeadersInit; onClose?: () => void } = {},
-): Response {
+/** Sent, and the stream closed, when its source fails (the failure is logged, not shown). */
+const FAILED = formatEvent({
+  event: "error",
+  data: { code: "internal", message: "The stream failed; reconnect to go on." },
+});
+
+export interface SseOptions {
+  headers?: HeadersInit;
+  onClose?: () => void;
+  /** Where a failing source is reported. */
+  log?: Pick<Logger, "error">;
+  /** How long a stream may be silent before it gets a `: ping` (tests shorten it). */
+  heartbeatMs?: number;
+}
+
+/**
+ * A `text/event-stream` response fed by `events`. Cancelling (the client left) returns the
+ * iterator; a source that throws ends the stream with `event: error`.
+ */
+export function sseResponse(events: SseEvents, options: SseOptions = {}): Response {
+  const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
   let state: OpenStream | undefined;
   let closed = false;
   const hooks: (() => void)[] = options.onClose ? [options.onClose] : [];
   const close = () => {
     if (closed) return;
     closed = true;
-    if (state) untrack(state);
+    if (state) untrack(state, heartbeatMs);
     for (const hook of hooks) hook();
   };
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   // made once per stream, not per pull: 10,000 viewers pull several times a second
   const send = (next: IteratorResult<SseEvent | Uint8Array>) => {
     if (closed) return;
+    state!.pulling = false;
     if (next.done) {
       close();
       return controller.close();
@@ -104,16 +134,20 @@ export function sseResponse(
     state!.lastSent = Date.now();
   };
   const fail = (e: unknown) => {
+    if (closed) return;
+    options.log?.error("event stream failed", { error: e });
+    controller.enqueue(FAILED);
     close();
-    controller.error(e);
+    controller.close();
   };
   const body = new ReadableStream<Uint8Array>({
     start(c) {
       controller = c;
-      state = { controller, lastSent: Date.now() };
-      track(state);
+      state = { controller, lastSent: Date.now(), pulling: false };
+      track(state, heartbeatMs);
     },
     pull() {
+      state!.pulling = true;
       try {
         const next = events.next();
         if (next instanceof Promise) return next.then(send, fail);

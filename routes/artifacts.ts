@@ -209,7 +209,7 @@ export function artifactRoutes(deps: AppDeps) {
       throw e;
     }
     const viewer = new ArtifactViewer(live, after, leave);
-    return sseResponse(viewer, { onClose: () => viewer.return() });
+    return sseResponse(viewer, { log: deps.log, onClose: () => viewer.return() });
   });
 
   app.get("/:artifactId/audio", async (c) => {

@@ -168,6 +168,7 @@ export function chatRoutes(deps: AppDeps) {
       }
     }
     return sseResponse(events(), {
+      log: deps.log,
       onClose: () => {
         abort.abort();
         // A client gone before the first event never ran the generator's cleanup.

@@ -50,7 +50,7 @@ export function jobRoutes(deps: AppDeps) {
         return;
       }
     }
-    return sseResponse(events(), { onClose: () => abort.abort() });
+    return sseResponse(events(), { log: deps.log, onClose: () => abort.abort() });
   });
 
   return app;
