@@ -210,7 +210,9 @@ function validBody(route: string, r: Rng): Record<string, unknown> {
     case "chat":
       return {
         messages: [{ role: "user", content: "Where is parseWidget?" }],
-        ...(r.chance(0.4) ? { selection: { path: "src/parser.js", startLine: 1, endLine: 10 } } : {}),
+        ...(r.chance(0.4)
+          ? { selection: { path: r.pick(["src/parser.js", "日".repeat(700)]), startLine: 1, endLine: 10 } }
+          : {}),
       };
     default:
       return { name: "fuzz key", tier: r.pick(["free", "pro", "anonymous", "gold"]) };
@@ -550,6 +552,7 @@ export function generateCase(
     "a%00b",
     "%ZZ",
     "x".repeat(1100),
+    encodeURIComponent("日".repeat(700)), // under 1,024 characters, over 2 KiB in a KV key
     "",
     "src/",
     "nope.txt",

@@ -10,7 +10,7 @@ import { detectLanguage, filePriority } from "./file_info.ts";
 import { contentFilter, type FilterOptions, pathFilter, type SkipReason } from "./filters.ts";
 import { keys } from "./keys.ts";
 import type { KvBatch } from "./kv_util.ts";
-import { checkArchivePath, isUnder, MAX_PATH_BYTES } from "./paths.ts";
+import { checkArchivePath, fitsPathLimit, isUnder } from "./paths.ts";
 import type { RepoStats } from "./repos.ts";
 import { IndexBuilder } from "./retrieval.ts";
 import { countTokens } from "./tokens.ts";
@@ -129,7 +129,7 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     if (entry.kind !== "file") continue;
     if (++fileEntries > limits.files) throw tooLarge(`${limits.files} files`);
     await input.onFile?.(fileEntries);
-    if (new TextEncoder().encode(path).byteLength > MAX_PATH_BYTES) {
+    if (!fitsPathLimit(path)) {
       skip(path.slice(0, 200), "limit");
       continue;
     }

@@ -14,6 +14,7 @@ import { recordModelCall } from "../lib/metrics.ts";
 import type { ChatMessage, ChatTask, Usage } from "../lib/llm/types.ts";
 import { clientOf } from "../lib/client.ts";
 import { LlmUnavailableError } from "../lib/llm/circuit.ts";
+import { fitsPathLimit } from "../lib/paths.ts";
 import { QuotaExceededError, reserveTokens, settleTokens, type TokenReservation } from "../lib/quota.ts";
 import { requireReadyRepo } from "../lib/repos.ts";
 import { type SseEvent, sseResponse } from "../lib/sse.ts";
@@ -29,7 +30,7 @@ const chatBody = z.object({
     }).strict(),
   ).min(1).max(50).refine((m) => m.at(-1)?.role === "user", "the last message must be the user's"),
   selection: z.object({
-    path: z.string().min(1).max(1024),
+    path: z.string().min(1).refine(fitsPathLimit, "a path is at most 1024 bytes"),
     startLine: z.number().int().min(1),
     endLine: z.number().int().min(1),
   }).strict().refine(

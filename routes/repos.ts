@@ -10,6 +10,7 @@ import { AppError, NotFoundError } from "../lib/errors.ts";
 import { validGlobs } from "../lib/filters.ts";
 import { keys } from "../lib/keys.ts";
 import { requestGitHubIngest } from "../lib/repo_requests.ts";
+import { fitsPathLimit } from "../lib/paths.ts";
 import { publicRepo, requireReadyRepo, requireRepo } from "../lib/repos.ts";
 import { ingestUpload, uploadTooLarge } from "../lib/upload.ts";
 import { idParam, jsonBody } from "./validate.ts";
@@ -97,7 +98,7 @@ export function repoRoutes(deps: AppDeps) {
     } catch {
       throw new NotFoundError("No such file.");
     }
-    if (!path || path.length > 1024) throw new NotFoundError("No such file.");
+    if (!path || !fitsPathLimit(path)) throw new NotFoundError("No such file.");
     const base = keys.repoFile(repo.id, repo.gen, path);
     const meta = await getBlobMeta(kv, base);
     if (!meta) throw new NotFoundError(`No file ${path.slice(0, 200)} in this repository.`);

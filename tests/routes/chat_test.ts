@@ -113,6 +113,11 @@ Deno.test("chat: bad requests get API.md errors and never reach the model", asyn
       { messages: [{ role: "assistant", content: "x" }] },
       { messages: [{ role: "user", content: "" }] },
       { messages: [{ role: "user", content: "x" }], selection: { path: "a", startLine: 5, endLine: 1 } },
+      // under 1,024 characters but over 1,024 bytes: too long for a stored path
+      {
+        messages: [{ role: "user", content: "x" }],
+        selection: { path: "日".repeat(700), startLine: 1, endLine: 2 },
+      },
     ];
     for (const body of bad) {
       const res = await world.app.json<{ error: { code: string } }>(

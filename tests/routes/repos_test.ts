@@ -774,9 +774,13 @@ Deno.test("POST /api/repos/upload ingests .tar.gz, .tgz, .tar and .zip and serve
         assert.equal(file.status, 200);
         assert.equal(file.type, "text/plain; charset=utf-8");
         assert.equal(file.body, DEMO[3].content);
-        const missing = await app.json<ErrorBody>(`/api/repos/${repo.id}/files/nope.ts`);
-        assert.equal(missing.status, 404);
-        assert.equal(missing.body.error.code, "not_found");
+        // under 1,024 characters but over 1,024 bytes: longer than any stored path
+        const longPath = encodeURIComponent("日".repeat(700));
+        for (const path of ["nope.ts", longPath]) {
+          const missing = await app.json<ErrorBody>(`/api/repos/${repo.id}/files/${path}`);
+          assert.equal(missing.status, 404);
+          assert.equal(missing.body.error.code, "not_found");
+        }
       });
     }
 
