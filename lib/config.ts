@@ -21,8 +21,8 @@ export function parseRateLimits(text: string): Record<PolicyName, RatePolicy> {
 function parseRateLimitParts(text: string): Record<PolicyName, RatePolicy> {
   const out = {} as Record<PolicyName, RatePolicy>;
   for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
-    const m = /^(read|ingest|generate|chat)=(\d+)\/(\d*)([smhd])$/.exec(part);
-    if (!m) throw new Error(`"${part}" is not NAME=COUNT/WINDOW (e.g. read=120/1m)`);
+    const m = /^(read|ingest|generate|chat)=(\d+)\/([1-9]\d*)?([smhd])$/.exec(part);
+    if (!m) throw new Error(`"${part}" is not NAME=COUNT/WINDOW with a window above 0 (e.g. read=120/1m)`);
     out[m[1] as PolicyName] = {
       limit: Number(m[2]),
       windowSeconds: Number(m[3] || "1") * UNIT_SECONDS[m[4]],
@@ -49,7 +49,7 @@ export function parseTiers(text: string): Record<string, number> {
   return out;
 }
 
-/** Parses durations such as `7d`, `24h`, `90s`, `500ms` into milliseconds. */
+/** Parses durations such as `7d`, `24h`, `90s`, `500ms` (or `0s`) into milliseconds. */
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
   if (!m) throw new Error(`"${text}" is not a duration such as 30s, 5m, 24h or 7d`);
@@ -68,6 +68,13 @@ const parsed = <T>(fallback: string, parse: (text: string) => T) =>
     }
   });
 const duration = (fallback: string) => parsed(fallback, parseDuration);
+/** A duration that must be above 0 (a timeout, a lease, a lifetime). */
+const positiveDuration = (fallback: string) =>
+  parsed(fallback, (text) => {
+    const ms = parseDuration(text);
+    if (ms <= 0) throw new Error(`"${text}" must be longer than 0`);
+    return ms;
+  });
 const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
 const optionalText = z.string().trim().min(1).optional().catch(undefined);
 const url = (fallback: string) =>
@@ -79,13 +86,13 @@ const schema = z.object({
   OPENAI_API_KEY: optionalText,
   OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   LLM_MODEL: z.string().min(1).default("gpt-4o-mini"),
-  LLM_TIMEOUT: duration("120s"),
+  LLM_TIMEOUT: positiveDuration("120s"),
   LLM_MAX_INFLIGHT: int(16, 1),
   LLM_TOKENS_PER_MINUTE: int(2_000_000, 1),
   LLM_MAX_RETRIES: int(3, 0),
   LLM_FALLBACK: z.enum(["none", "offline"]).default("none"),
   CIRCUIT_THRESHOLD: int(5, 1),
-  CIRCUIT_COOLDOWN: duration("30s"),
+  CIRCUIT_COOLDOWN: positiveDuration("30s"),
   TTS_MODEL: optionalText,
   TTS_VOICES: z.string().default("alloy,onyx"),
   GITHUB_API_URL: url("https://api.github.com"),
@@ -95,8 +102,8 @@ const schema = z.object({
   ADMIN_TOKEN: optionalText,
   TRUST_PROXY: int(0, 0),
   RATE_LIMITS: parsed(DEFAULT_RATE_LIMITS, parseRateLimits),
-  REPO_TTL: duration("7d"),
-  JOB_TTL: duration("24h"),
+  REPO_TTL: positiveDuration("7d"),
+  JOB_TTL: positiveDuration("24h"),
   UPLOAD_MAX_BYTES: int(50 * 1024 * 1024, 1),
   MAX_FILE_BYTES: int(1024 * 1024, 1),
   MAX_FILES: int(50_000, 1),
@@ -104,8 +111,8 @@ const schema = z.object({
   MAX_DECOMPRESSED_BYTES: int(1024 * 1024 * 1024, 1),
   WORKER_CONCURRENCY: int(4, 1),
   JOB_MAX_ATTEMPTS: int(4, 1),
-  JOB_TIMEOUT: duration("10m"),
-  JOB_LEASE: duration("30s"),
+  JOB_TIMEOUT: positiveDuration("10m"),
+  JOB_LEASE: positiveDuration("30s"),
   QUEUES: z.enum(["auto", "on", "off"]).default("auto"),
   CORS_ORIGINS: z.string().default(""),
   TIERS: parsed(DEFAULT_TIERS, parseTiers),

@@ -16,12 +16,22 @@ Deno.test("configFromEnv names each bad variable", () => {
   assert.throws(() => configFromEnv({ PORT: "eighty" }), /PORT/);
   assert.throws(() => configFromEnv({ REPO_TTL: "forever" }), /REPO_TTL/);
   assert.throws(() => configFromEnv({ RATE_LIMITS: "read=lots" }), /RATE_LIMITS/);
+  assert.throws(() => configFromEnv({ RATE_LIMITS: "read=10/0m" }), /RATE_LIMITS/);
+  for (const name of ["LLM_TIMEOUT", "CIRCUIT_COOLDOWN", "REPO_TTL", "JOB_TTL", "JOB_TIMEOUT", "JOB_LEASE"]) {
+    assert.throws(() => configFromEnv({ [name]: "0s" }), new RegExp(`${name}: "0s" must be longer than 0`));
+  }
+  assert.equal(
+    configFromEnv({ SHED_QUEUE_AGE: "0s" }).traffic.shedQueueAgeMs,
+    0,
+    "0 turns a shedding rule off",
+  );
   assert.throws(() => configFromEnv({ GITHUB_API_URL: "file:///etc" }), /GITHUB_API_URL/);
 });
 
 Deno.test("parseRateLimits overrides only the named policies", () => {
-  const p = parseRateLimits("read=10/1s,chat=3/5m");
+  const p = parseRateLimits("read=10/1s,chat=3/5m,ingest=2/h");
   assert.deepEqual(p.read, { limit: 10, windowSeconds: 1 });
   assert.deepEqual(p.chat, { limit: 3, windowSeconds: 300 });
+  assert.deepEqual(p.ingest, { limit: 2, windowSeconds: 3600 });
   assert.deepEqual(p.generate, { limit: 20, windowSeconds: 3600 });
 });
