@@ -5,7 +5,7 @@
  * `artifact_text/ID/GEN/SEQ`; the record's `textSeq` says how many are committed.
  */
 import type { Clock } from "./clock.ts";
-import { NotFoundError } from "./errors.ts";
+import { LimitError, NotFoundError } from "./errors.ts";
 import { stableId } from "./ids.ts";
 import type { JobRecord, JobStore } from "./jobs.ts";
 import { keys } from "./keys.ts";
@@ -149,7 +149,7 @@ export async function requestArtifact(
     const now2 = (await kv.get<ArtifactRecord>(keys.artifact(id))).value;
     if (now2) return { artifact: now2, job: answer.job, created: false };
   }
-  throw new Error("could not start or join the artifact's generation");
+  throw new LimitError(503, "overloaded", "Too many simultaneous requests for this artifact; try again.", 1);
 }
 
 /** The artifact record, or a 404 (also once it expired). */

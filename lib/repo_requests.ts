@@ -4,7 +4,7 @@
  */
 import type { IngestCap } from "./caps.ts";
 import type { Clock } from "./clock.ts";
-import { AppError } from "./errors.ts";
+import { LimitError } from "./errors.ts";
 import { type GitHubConfig, resolveRepo } from "./github.ts";
 import { parseGitHubUrl, withExplicitRef } from "./github_url.ts";
 import { stableId } from "./ids.ts";
@@ -83,7 +83,12 @@ export async function requestGitHubIngest(
     const created = await startIngest(deps, id, source, filters, entry);
     if (created) return created;
   }
-  throw new AppError(503, "busy", "Too many simultaneous requests for this repository; try again.");
+  throw new LimitError(
+    503,
+    "overloaded",
+    "Too many simultaneous requests for this repository; try again.",
+    1,
+  );
 }
 
 /**
