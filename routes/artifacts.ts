@@ -226,7 +226,14 @@ export function artifactRoutes(deps: AppDeps) {
         "audio_unavailable",
       );
     }
-    const range = parseRange(c.req.header("range"), meta.size);
+    // a regenerated podcast (a new generation of the artifact) has new audio under the same URL
+    const etag = `"${a.gen}-${meta.size}"`;
+    // RFC 9110 §13.1.5: a Range is honoured only for the representation If-Range names
+    const ifRange = c.req.header("if-range");
+    const range = parseRange(
+      ifRange === undefined || ifRange === etag ? c.req.header("range") : undefined,
+      meta.size,
+    );
     if (range === "unsatisfiable") {
       throw new AppError(
         416,
@@ -240,6 +247,7 @@ export function artifactRoutes(deps: AppDeps) {
     const headers: Record<string, string> = {
       "Content-Type": "audio/mpeg",
       "Accept-Ranges": "bytes",
+      ETag: etag,
       "Cache-Control": "public, max-age=86400",
       "Content-Length": String(end - start + 1),
     };

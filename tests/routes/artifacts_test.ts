@@ -268,6 +268,21 @@ Deno.test("artifacts: podcast audio is served with Range when speech is configur
       assert.equal(res.headers.get("content-length"), String(expected.byteLength), range);
       assert.deepEqual(new Uint8Array(await res.arrayBuffer()), expected, range);
     }
+    // If-Range: the range only for the same audio (its ETag), else the whole file
+    const etag = audio.headers.get("etag")!;
+    assert.ok(etag);
+    for (
+      const [ifRange, status] of [[etag, 206], ['"0-1"', 200], [
+        "Sat, 01 Jan 2000 00:00:00 GMT",
+        200,
+      ]] as const
+    ) {
+      const res = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`, {
+        headers: { range: "bytes=0-9", "if-range": ifRange },
+      });
+      assert.equal(res.status, status, ifRange);
+      assert.equal((await res.arrayBuffer()).byteLength, status === 206 ? 10 : size, ifRange);
+    }
     for (const range of ["bytes=999999-", `bytes=${size}-${size + 10}`, "bytes=-0"]) {
       const bad = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`, { headers: { range } });
       assert.equal(bad.status, 416, range);
