@@ -14,6 +14,7 @@ import { isEnded, type JobStore } from "./jobs.ts";
 import { keys } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
+import { isTransient } from "./kv_util.ts";
 
 /** A held stream slot; `release` is idempotent, so every exit path may call it. */
 export interface StreamSlot {
@@ -100,10 +101,6 @@ interface IngestSlotRecord {
 export type TakeIngestSlot = (atomic: Deno.AtomicOperation, jobId: string) => void;
 
 const INGEST_RETRY_SECONDS = 30;
-
-function isTransient(e: unknown): boolean {
-  return e instanceof Error && /database is locked|busy/i.test(e.message);
-}
 
 /**
  * One client's running ingests, capped at `cap` (0: no cap) in one KV record written with

@@ -11,6 +11,7 @@ import { LimitError } from "./errors.ts";
 import { newId } from "./ids.ts";
 import { keys } from "./keys.ts";
 import { metrics } from "./metrics.ts";
+import { isTransient } from "./kv_util.ts";
 
 const DAY_MS = 86_400_000;
 /** Counters outlive their day a little so late settlements still find them. */
@@ -34,10 +35,6 @@ export interface QuotaUsage {
 
 /** What quota accounting needs of a client (plain data, so it can travel in a job payload). */
 export type QuotaClient = Pick<Client, "id" | "quota">;
-
-function isTransient(e: unknown): boolean {
-  return e instanceof Error && /database is locked|busy/i.test(e.message);
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

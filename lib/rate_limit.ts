@@ -21,6 +21,7 @@ import type { PolicyName, RatePolicy } from "./config.ts";
 import { LimitError } from "./errors.ts";
 import { keys } from "./keys.ts";
 import { metrics } from "./metrics.ts";
+import { isTransient } from "./kv_util.ts";
 
 /** The outcome of one request against one policy. */
 export interface RateDecision {
@@ -57,10 +58,6 @@ interface Known {
 const DEADLINE_MS = 5_000;
 /** Counters remembered per process (each a few dozen bytes); the oldest are forgotten first. */
 const KNOWN_MAX = 50_000;
-
-function isTransient(e: unknown): boolean {
-  return e instanceof Error && /database is locked|busy/i.test(e.message);
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
