@@ -98,7 +98,10 @@ export function ingestUpload(
         return fail(new BadRequestError("invalid_archive", "Upload a .tar.gz, .tgz, .tar or .zip file."));
       }
       file.on("limit", () => file.destroy(uploadTooLarge(deps.limits.uploadBytes)));
-      const stream = Readable.toWeb(file) as unknown as ReadableStream<Uint8Array>;
+      // Not Readable.toWeb: once the ingest gives up and cancels, its adapter still pushes the
+      // part's later chunks into the closed stream, an uncaught TypeError that ends the process.
+      // Cancelling this one returns the iterator, which destroys the part.
+      const stream = ReadableStream.from<Uint8Array>(file);
       ingestStream(deps, stream, info.filename ?? "upload", filters, signal).then(
         (repo) => settle(() => resolve(repo)),
         (e) => fail(e),

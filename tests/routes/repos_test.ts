@@ -219,6 +219,12 @@ async function assertError(res: Response | Promise<Response>, status: number, co
   assert.ok(body.error.message.length > 0);
 }
 
+/** `n` bytes from a fixed-seed generator (incompressible, no archive's magic). */
+function randomBytes(n: number): Uint8Array {
+  let seed = 12345;
+  return Uint8Array.from({ length: n }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24);
+}
+
 function upload(app: TestApp, filename: string, bytes: Uint8Array, fields: Record<string, string> = {}) {
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
@@ -859,6 +865,7 @@ Deno.test("POST /api/repos/upload refuses bad archives with 400/413/422 and stor
         "invalid_archive",
       ],
       ["an empty file", "x.tar", new Uint8Array(0), 400, "invalid_archive"],
+      ["60 KB of random bytes named .tgz", "x.tgz", randomBytes(60 * 1024), 400, "invalid_archive"],
       ["a .txt file", "notes.txt", new TextEncoder().encode("hello"), 400, "invalid_archive"],
       [
         "more files than allowed",
