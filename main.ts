@@ -5,6 +5,7 @@
 import { systemClock } from "./lib/clock.ts";
 import { configFromEnv } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
+import { endAllStreams } from "./lib/sse.ts";
 import { loopDelay } from "./lib/shedding.ts";
 import { sweepExpiredRepos } from "./lib/repos.ts";
 import { sweepAbandonedUploads } from "./lib/upload.ts";
@@ -13,6 +14,17 @@ import { createApp } from "./routes/mod.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 const SWEEP_EVERY_MS = 5 * 60_000;
+/** How long a shutdown waits for requests still running (an upload), besides the jobs' own grace. */
+const SHUTDOWN_REQUESTS_MS = 20_000;
+
+/**
+ * Deno Deploy has no Queues and puts idle isolates to sleep: a cron tick sweeps and claims the jobs
+ * that are due or whose worker died, so queued work never waits for the next request. Deploy finds
+ * crons only at a module's top level, before the server starts; `maintain` is set on Deploy once
+ * the services exist (elsewhere the claim loop and the sweep timer do this work).
+ */
+let maintain: (() => Promise<void>) | null = null;
+Deno.cron("repolm maintenance", "* * * * *", () => maintain?.() ?? Promise.resolve());
 
 async function main() {
   let config;
@@ -44,13 +56,11 @@ async function main() {
   };
   const sweeper = setInterval(sweep, SWEEP_EVERY_MS);
   sweep();
-  // Deno Deploy has no Queues and puts idle isolates to sleep: a cron tick sweeps and claims the
-  // jobs that are due or whose worker died, so queued work never waits for the next request.
   if (config.onDeploy) {
-    Deno.cron("repolm maintenance", "* * * * *", async () => {
+    maintain = async () => {
       await sweep();
       await worker.claimOnce();
-    });
+    };
   }
 
   const app = createApp(deps);
@@ -67,8 +77,14 @@ async function main() {
     log.info("shutting down", { signal });
     clearInterval(sweeper);
     loopDelay.stop();
-    await worker.stop();
-    await server.shutdown();
+    // New requests get 503 and open event streams end (their clients resume on another instance);
+    // requests already running, such as an upload, and jobs get their grace (lib/drain.ts).
+    const drained = deps.drain.begin(SHUTDOWN_REQUESTS_MS);
+    log.info("event streams ended", { count: endAllStreams() });
+    const [requestsDone] = await Promise.all([drained, worker.stop()]);
+    if (!requestsDone) log.warn("requests still running at shutdown", { count: deps.drain.inFlight });
+    // Nothing runs any more; with a cron registered, server.shutdown() never resolves (Deno 2.9.6).
+    await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 1000))]);
     kv.close();
     Deno.exit(0);
   };

@@ -29,6 +29,8 @@ interface OpenStream {
   lastSent: number;
   /** A pull is under way: the reader asked for the next event and the source has not answered. */
   pulling: boolean;
+  /** Ends the stream as if its source had ended. */
+  end(): void;
 }
 
 /** The open streams of one heartbeat interval and the timer that pings them. */
@@ -66,6 +68,13 @@ function untrack(s: OpenStream, heartbeatMs: number): void {
   if (!ticker?.streams.delete(s) || ticker.streams.size > 0) return;
   clearInterval(ticker.timer);
   tickers.delete(heartbeatMs);
+}
+
+/** Ends every open stream of this process (at shutdown: their clients resume on another instance). */
+export function endAllStreams(): number {
+  const open = [...tickers.values()].flatMap((t) => [...t.streams]);
+  for (const s of open) s.end();
+  return open.length;
 }
 
 /** What runs when a stream made by sseResponse ends, fails or is cancelled, keyed by its body. */
@@ -143,7 +152,17 @@ export function sseResponse(events: SseEvents, options: SseOptions = {}): Respon
   const body = new ReadableStream<Uint8Array>({
     start(c) {
       controller = c;
-      state = { controller, lastSent: Date.now(), pulling: false };
+      state = {
+        controller,
+        lastSent: Date.now(),
+        pulling: false,
+        end() {
+          if (closed) return;
+          close();
+          controller.close();
+          Promise.resolve(events.return?.()).catch(() => {});
+        },
+      };
       track(state, heartbeatMs);
     },
     pull() {

@@ -8,6 +8,7 @@ import Busboy from "busboy";
 import { Readable } from "node:stream";
 import type { Clock } from "./clock.ts";
 import { formatBytes } from "./archive.ts";
+import { restarting } from "./drain.ts";
 import { BadRequestError, LimitError } from "./errors.ts";
 import { newId } from "./ids.ts";
 import { ingestArchive, type IngestLimits } from "./ingest.ts";
@@ -21,6 +22,8 @@ export interface UploadDeps {
   clock: Clock;
   limits: IngestLimits & { uploadBytes: number };
   repoTtlMs: number;
+  /** True while the process shuts down (which cuts off request bodies still arriving). */
+  draining(): boolean;
 }
 
 const ARCHIVE_NAME = /\.(tar\.gz|tgz|tar|zip)$/i;
@@ -114,10 +117,11 @@ export function ingestUpload(
     busboy.on("close", () => {
       if (!started) fail(new BadRequestError("invalid_request", "The form has no field named file."));
     });
-    input.on(
-      "error",
-      (e) => fail(signal.aborted ? e : new BadRequestError("invalid_request", "The upload was cut off.")),
-    );
+    input.on("error", (e) => {
+      if (signal.aborted) fail(e);
+      else if (deps.draining()) fail(restarting());
+      else fail(new BadRequestError("invalid_request", "The upload was cut off."));
+    });
     input.pipe(busboy);
   });
 }

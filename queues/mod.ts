@@ -15,6 +15,7 @@ import type { WriterOptions } from "../lib/artifact_writer.ts";
 import { generateHandler } from "./generate.ts";
 import { ingestHandler } from "./ingest.ts";
 import { Worker, type WorkerOptions } from "./worker.ts";
+import { Drain } from "../lib/drain.ts";
 
 export interface ServiceOptions {
   version: string;
@@ -43,7 +44,16 @@ export function createServices(
   });
   const models = createModels(config, kv, clock, options.offline ?? new OfflineProvider());
   if (options.retryBaseMs !== undefined) models.retry.baseMs = options.retryBaseMs;
-  const deps: AppDeps = { kv, config, clock, log, jobs, models, version: options.version };
+  const deps: AppDeps = {
+    kv,
+    config,
+    clock,
+    log,
+    jobs,
+    models,
+    version: options.version,
+    drain: new Drain(),
+  };
   const handlers = {
     ingest: ingestHandler({
       kv,

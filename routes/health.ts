@@ -26,8 +26,10 @@ export function healthRoutes(deps: AppDeps) {
     const queue = shed?.queue ?? { depth: 0, oldestAgeSeconds: 0 };
     const circuit = shed?.circuit ?? "closed";
     const shedding = shed?.shedding ?? [];
+    const draining = deps.drain.draining;
     const body = {
-      status: kvOk && !shedding.length && circuit === "closed" ? "ok" : "degraded",
+      status: kvOk && !draining && !shedding.length && circuit === "closed" ? "ok" : "degraded",
+      ...(draining ? { draining } : {}),
       kv: { ok: kvOk, latencyMs },
       queue,
       llm: {
@@ -38,7 +40,7 @@ export function healthRoutes(deps: AppDeps) {
       shedding,
       version: deps.version,
     };
-    return c.json(body, kvOk ? 200 : 503);
+    return c.json(body, kvOk && !draining ? 200 : 503);
   });
   return app;
 }

@@ -31,6 +31,8 @@ export function createApp(deps: AppDeps) {
     await next();
     c.res.headers.set("X-Request-Id", requestId);
   });
+  // a process shutting down answers 503 and waits for what it runs (lib/drain.ts); /health says so
+  app.use("*", (c, next) => (c.req.path === "/health" ? next() : deps.drain.track(next)));
   // traffic control (routes/middleware.ts): headers, metrics and logs; CORS; who; limits and caps
   app.use("*", edge(deps));
   app.use("/api/*", trafficControl(deps));

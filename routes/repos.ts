@@ -64,7 +64,13 @@ export function repoRoutes(deps: AppDeps) {
     // an upload is a new ingest every time (no two are the same repo), run inside this request
     const repo = await (await ingestCap(c)).hold(() =>
       ingestUpload(
-        { kv, clock, limits: config.limits, repoTtlMs: config.repoTtlMs },
+        {
+          kv,
+          clock,
+          limits: config.limits,
+          repoTtlMs: config.repoTtlMs,
+          draining: () => deps.drain.draining,
+        },
         body,
         type,
         c.req.raw.signal,
