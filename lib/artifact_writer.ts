@@ -40,7 +40,7 @@ export class ArtifactWriter {
     if (this.#failure) throw this.#failure;
     if (this.#skip) {
       const n = Math.min(this.#skip.length, text.length);
-      if (text.slice(0, n) !== this.#skip.slice(0, n)) throw interrupted();
+      if (text.slice(0, n) !== this.#skip.slice(0, n)) throw interruptedError();
       this.#skip = this.#skip.slice(n);
       text = text.slice(n);
     }
@@ -97,7 +97,7 @@ export class ArtifactWriter {
 
   /** Flushes the rest and commits the final record (status done, usage…). */
   async finish(changes: Partial<ArtifactRecord>): Promise<ArtifactRecord> {
-    if (this.#skip) throw interrupted();
+    if (this.#skip) throw interruptedError();
     await this.flush();
     if (this.#failure) throw this.#failure;
     await (this.#chain = this.#chain.then(() => this.#write(null, changes)));
@@ -114,7 +114,8 @@ export class ArtifactWriter {
   }
 }
 
-function interrupted(): PermanentJobError {
+/** The generation failed after text was shown: a new model call could not take that text back. */
+export function interruptedError(): PermanentJobError {
   return new PermanentJobError(
     "generation_interrupted",
     "The generation was interrupted after text was shown and could not be resumed exactly. Ask for it again.",

@@ -3,7 +3,7 @@
  * the shared circuit), append the text in batches, and for podcasts speak the script. Idempotent:
  * a retry after a crash must reproduce the text already shown, or the artifact fails cleanly.
  */
-import { ArtifactWriter, type WriterOptions } from "../lib/artifact_writer.ts";
+import { ArtifactWriter, interruptedError, type WriterOptions } from "../lib/artifact_writer.ts";
 import { type ArtifactRecord, readText, timeLeft } from "../lib/artifacts.ts";
 import { putBlob } from "../lib/blobs.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -13,7 +13,7 @@ import { keys } from "../lib/keys.ts";
 import { commitWithRetry } from "../lib/kv_util.ts";
 import { buildContext } from "../lib/llm/context.ts";
 import type { ModelDeps } from "../lib/llm/models.ts";
-import { failureCode, resilientStream } from "../lib/llm/resilient.ts";
+import { failureCode, LlmFailedError, resilientStream } from "../lib/llm/resilient.ts";
 import { recordModelCall } from "../lib/metrics.ts";
 import { type GenerationTask, type LlmProvider, PODCAST_HOSTS, type Usage } from "../lib/llm/types.ts";
 import {
@@ -117,6 +117,9 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       }
       const audio = art.kind === "podcast" && provider.speech ? { status: "generating" as const } : undefined;
       done = await writer.finish({ status: "done", usage, error: undefined, audio });
+    } catch (e) {
+      // a retried job would make a new call that cannot repeat the text viewers already saw
+      throw e instanceof LlmFailedError && e.afterText ? interruptedError() : e;
     } finally {
       writer.close();
       await grant?.release(usage.inputTokens + usage.outputTokens);

@@ -1,10 +1,11 @@
 /**
  * Retries a model stream on 429 (honouring Retry-After), 5xx, timeouts, stalls, dropped
  * connections and malformed chunks — but only before any text was published, since published
- * text cannot be taken back. Every outcome feeds the shared circuit breaker.
+ * text cannot be taken back. Every outcome feeds the shared circuit breaker. A refusal (bad key,
+ * unknown model, bad request) is a PermanentJobError: retrying the job cannot help either.
  */
 import OpenAI from "openai";
-import { AppError } from "../errors.ts";
+import { AppError, PermanentJobError } from "../errors.ts";
 import { backoffMs } from "../jobs.ts";
 import type { Circuit } from "./circuit.ts";
 import { StreamStalledError } from "./openai_provider.ts";
@@ -16,11 +17,29 @@ export interface RetryOptions {
   capMs: number;
 }
 
-/** The model call failed and will not be retried. */
+/** The model call failed and will not be retried here; `afterText`: text had been streamed. */
 export class LlmFailedError extends AppError {
-  constructor(detail: string) {
+  constructor(detail: string, readonly afterText = false) {
     super(502, "llm_failed", `The model call failed (${detail}). Ask again to retry.`);
   }
+}
+
+/** The model provider refused the call with a client error (4xx other than 408/429). */
+export class LlmRefusedError extends PermanentJobError {
+  constructor(status: number) {
+    super("llm_failed", refusal(status), 502);
+  }
+}
+
+function refusal(status: number): string {
+  const fix = status === 401
+    ? "refused the API key: OPENAI_API_KEY must be fixed"
+    : status === 403
+    ? "denied this API key access: its permissions for LLM_MODEL must be fixed"
+    : status === 404
+    ? "does not know the model or endpoint: LLM_MODEL and OPENAI_BASE_URL must be checked"
+    : "rejected the request";
+  return `The model provider ${fix} (status ${status}). Asking again will not help until then.`;
 }
 
 function retryAfterMs(e: unknown): number {
@@ -55,6 +74,11 @@ function describe(e: unknown): string {
   if (e instanceof SyntaxError) return "a malformed response";
   if (e instanceof TypeError || e instanceof OpenAI.APIConnectionError) return "the connection dropped";
   return e instanceof Error ? e.name : "unknown error";
+}
+
+function failure(e: unknown, retryable: boolean, published: boolean): AppError {
+  const refused = !retryable && e instanceof OpenAI.APIError && e.status !== undefined && e.status < 500;
+  return refused ? new LlmRefusedError(e.status) : new LlmFailedError(describe(e), published);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -97,7 +121,7 @@ export async function* resilientStream(
       if (retryable) await circuit?.failure();
       const willRetry = retryable && !published && attempt < options.maxRetries;
       onError?.(e, willRetry);
-      if (!willRetry) throw new LlmFailedError(describe(e));
+      if (!willRetry) throw failure(e, retryable, published);
       await sleep(Math.max(retryAfterMs(e), backoffMs(attempt, options.baseMs, options.capMs)), signal);
     }
   }

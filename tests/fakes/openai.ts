@@ -35,6 +35,8 @@ export interface StartFakeOpenAIOptions extends Partial<FakeOpenAIOptions> {
   port?: number;
   /** Initial fault queue, see {@link FakeOpenAI.setFaults}. */
   faults?: Fault[];
+  /** Initial speech fault queue, see {@link FakeOpenAI.setSpeechFaults}. */
+  speechFaults?: Fault[];
 }
 
 /** One call received by the fake. */
@@ -51,6 +53,8 @@ export interface FakeCalls {
   speech: number;
   /** Chat calls whose client went away before the reply was complete. */
   aborted: number;
+  /** Calls of any route refused with 401 for a wrong API key. */
+  refused: number;
   log: CallLogEntry[];
 }
 
@@ -61,6 +65,8 @@ export interface FakeOpenAI {
   calls: FakeCalls;
   /** Replaces the fault queue; one entry is consumed per chat call. */
   setFaults(faults: Fault[]): void;
+  /** Replaces the speech fault queue ("429", "500", "hang"); one entry is consumed per speech call. */
+  setSpeechFaults(faults: Fault[]): void;
   /** Changes options for subsequent calls (`{ fail: undefined }` clears `fail`). */
   setOptions(partial: Partial<FakeOpenAIOptions>): void;
   /** Cuts pending responses (hangs and streams end with a network error) and stops the server. */
@@ -99,6 +105,7 @@ interface ChatCall {
 interface State {
   options: FakeOpenAIOptions;
   faults: { mode: FaultMode; times: number }[];
+  speechFaults: { mode: FaultMode; times: number }[];
   calls: FakeCalls;
   closing: AbortSignal;
 }
@@ -142,12 +149,13 @@ export function fakeReplyText(messages: ChatMessage[], tokens: number = DEFAULTS
 }
 
 function listen(options: StartFakeOpenAIOptions): FakeOpenAI {
-  const { port = 0, faults = [], ...rest } = options;
+  const { port = 0, faults = [], speechFaults = [], ...rest } = options;
   const closing = new AbortController();
   const state: State = {
     options: { ...DEFAULTS, ...definedOnly(rest) },
     faults: queueOf(faults),
-    calls: { chat: 0, speech: 0, aborted: 0, log: [] },
+    speechFaults: queueOf(speechFaults),
+    calls: { chat: 0, speech: 0, aborted: 0, refused: 0, log: [] },
     closing: closing.signal,
   };
   const server = Deno.serve(
@@ -158,6 +166,7 @@ function listen(options: StartFakeOpenAIOptions): FakeOpenAI {
     baseUrl: `http://127.0.0.1:${server.addr.port}/v1`,
     calls: state.calls,
     setFaults: (next) => void (state.faults = queueOf(next)),
+    setSpeechFaults: (next) => void (state.speechFaults = queueOf(next)),
     setOptions: (partial) => void (state.options = { ...state.options, ...partial }),
     close: async () => {
       closing.abort();
@@ -179,15 +188,16 @@ function queueOf(faults: Fault[]): State["faults"] {
   return faults.map((fault) => typeof fault === "string" ? { mode: fault, times: 1 } : { ...fault });
 }
 
-function nextFault(state: State): FaultMode | undefined {
-  const head = state.faults[0];
+function nextFault(state: State, queue = state.faults): FaultMode | undefined {
+  const head = queue[0];
   if (!head) return state.options.fail;
-  if (--head.times <= 0) state.faults.shift();
+  if (--head.times <= 0) queue.shift();
   return head.mode;
 }
 
 function route(state: State, req: Request): Promise<Response> | Response {
   if (!authorized(state.options.apiKey, req)) {
+    state.calls.refused++;
     return openAIError(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key");
   }
   const { pathname } = new URL(req.url);
@@ -434,7 +444,8 @@ async function speech(state: State, req: Request): Promise<Response> {
   state.calls.speech++;
   const model = typeof body.model === "string" ? body.model : undefined;
   state.calls.log.push({ path: "/v1/audio/speech", model, stream: false });
-  const failure = failureResponse(state.options, state.options.fail, track(state, () => {}), "mpeg");
+  const fault = nextFault(state, state.speechFaults);
+  const failure = failureResponse(state.options, fault, track(state, () => {}), "mpeg");
   return failure ?? new Response(silentMp3(body.input.length), { headers: KEEP_ALIVE.mpeg.headers });
 }
 

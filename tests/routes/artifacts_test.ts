@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FakeClock, parseSse, postJson, readSse, startTestApp, waitFor } from "../helpers.ts";
+import { FakeClock, parseSse, postJson, readSse, startTestApp, waitFor, waitForJob } from "../helpers.ts";
 import { startModelWorld, uploadRepo } from "../model_fixtures.ts";
 import type { ArtifactRecord } from "../../lib/artifacts.ts";
 import { keys } from "../../lib/keys.ts";
@@ -10,7 +10,7 @@ type Artifact = {
   content?: string;
   model: string;
   offline: boolean;
-  error?: { code: string };
+  error?: { code: string; message: string };
 };
 
 async function ask(
@@ -136,13 +136,17 @@ Deno.test("artifacts: transient model faults are retried before any text is publ
 Deno.test("artifacts: a fault after text was shown ends viewers with event: error, and the artifact can be asked for again", async (t) => {
   for (const fault of ["drop", "malformed"] as const) {
     await t.step(fault, async () => {
-      const world = await startModelWorld({ tokens: 40, faults: [fault] }, { JOB_MAX_ATTEMPTS: "1" });
+      // the job may be tried 4 times, but text was shown: a new model call could not take it back
+      const world = await startModelWorld({ tokens: 40, faults: [fault] });
       try {
         const first = await ask(world);
         const r = await collect(await world.app.fetch(`/api/artifacts/${first.body.artifact.id}/stream`));
         assert.equal(r.last.event, "error");
+        assert.equal((r.last.data as { code: string }).code, "generation_interrupted");
+        assert.equal(world.llm.calls.chat, 1, "no second model call for the failed job");
         const failed = await world.app.json<Artifact>(`/api/artifacts/${first.body.artifact.id}`);
         assert.equal(failed.body.status, "failed");
+        assert.equal(failed.body.error?.code, "generation_interrupted");
         const record = await world.app.deps.kv.get<ArtifactRecord>(keys.artifact(first.body.artifact.id));
         assert.ok(record.value!.textSeq > 0, "text was shown before the fault");
         assert.equal(
@@ -166,6 +170,26 @@ Deno.test("artifacts: a fault after text was shown ends viewers with event: erro
         await world.close();
       }
     });
+  }
+});
+
+Deno.test("artifacts: a model that refuses the API key fails the artifact at once, after one call", async () => {
+  const world = await startModelWorld({ apiKey: "another-key" });
+  try {
+    const { body } = await ask(world);
+    const job = await waitForJob(world.app, body.job!.id);
+    assert.equal(job.status, "failed");
+    assert.equal(
+      world.llm.calls.refused,
+      1,
+      "one model call: a refusal is not retried by the call or the job",
+    );
+    const art = (await world.app.json<Artifact>(`/api/artifacts/${body.artifact.id}`)).body;
+    assert.equal(art.status, "failed");
+    assert.equal(art.error?.code, "llm_failed");
+    assert.match(art.error?.message ?? "", /refused the API key/);
+  } finally {
+    await world.close();
   }
 });
 
