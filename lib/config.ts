@@ -75,13 +75,18 @@ const positiveDuration = (fallback: string) =>
     if (ms <= 0) throw new Error(`"${text}" must be longer than 0`);
     return ms;
   });
-const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+/** A whole number from `min` to `max`; an empty variable counts as unset (it would coerce to 0). */
+const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z.coerce.number().int().min(min).max(max).default(fallback),
+  );
 const optionalText = z.string().trim().min(1).optional().catch(undefined);
 const url = (fallback: string) =>
   z.url({ protocol: /^https?$/ }).default(fallback).transform((u) => u.replace(/\/+$/, ""));
 
 const schema = z.object({
-  PORT: int(8000, 0),
+  PORT: int(8000, 0, 65535),
   KV_PATH: z.string().min(1).optional(),
   OPENAI_API_KEY: optionalText,
   OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -180,7 +185,8 @@ export function configFromEnv(env: Record<string, string | undefined>) {
       maxAttempts: c.JOB_MAX_ATTEMPTS,
       timeoutMs: c.JOB_TIMEOUT,
       leaseMs: c.JOB_LEASE,
-      useQueues: c.QUEUES === "on" || (c.QUEUES === "auto" && !onDeploy),
+      // Deno Deploy and KV Connect (denokv) have no queues
+      useQueues: c.QUEUES === "on" || (c.QUEUES === "auto" && !onDeploy && !c.KV_PATH?.includes("://")),
     },
     corsOrigins: c.CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean),
     /** Traffic control (lib/rate_limit.ts, lib/quota.ts, lib/caps.ts, lib/shedding.ts); 0 = no limit. */

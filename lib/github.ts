@@ -58,9 +58,9 @@ export async function fetchGitHub(
     let res: Response;
     try {
       res = await fetch(current, { headers: headers(config, accept), redirect: "manual", signal });
-    } catch (e) {
+    } catch {
       if (signal?.aborted) throw signal.reason;
-      throw new AppError(502, "github_unavailable", `GitHub could not be reached (${(e as Error).name}).`);
+      throw new AppError(502, "github_unavailable", "GitHub could not be reached; try again in a moment.");
     }
     if (res.status < 300 || res.status >= 400) return res;
     await res.body?.cancel();

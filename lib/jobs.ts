@@ -144,34 +144,6 @@ export class JobStore {
     return existing ? { job: existing, created: false } : null;
   }
 
-  /**
-   * Creates a job already claimed by `owner`, for work done in the request that carries its
-   * input (uploads). Nothing dispatches it; if the owner dies, the claim loop takes it over.
-   */
-  async createClaimed(
-    spec: NewJob,
-    owner: string,
-    extend?: (atomic: Deno.AtomicOperation, job: JobRecord) => void,
-  ): Promise<{ job: JobRecord; lease: Deno.KvEntry<JobLease> }> {
-    const job = this.#newRecord(spec);
-    job.status = "running";
-    job.attempts = 1;
-    const lease: JobLease = { owner, token: job.id };
-    const result = await commitWithRetry(() => {
-      const atomic = this.kv.atomic();
-      this.#guard(atomic, job);
-      atomic.set(keys.job(job.id), job).set(keys.jobLease(job.id), lease);
-      atomic.set(
-        keys.jobRunning(job.id),
-        { owner, until: job.createdAt + this.settings.leaseMs } satisfies JobHeartbeat,
-      );
-      extend?.(atomic, job);
-      return atomic.commit();
-    });
-    if (!result.ok) throw new Error("could not create a claimed job");
-    return { job, lease: { key: keys.jobLease(job.id), value: lease, versionstamp: result.versionstamp } };
-  }
-
   #newRecord(spec: NewJob): JobRecord {
     const now = this.clock.now();
     return {

@@ -38,6 +38,8 @@ export const keys = {
   artifactText: (id: string, gen: number, seq: number) => ["artifact_text", id, gen, seq] as const,
   artifactData: (id: string, name: string) => ["artifact_data", id, name] as const,
 
+  /** A key never written: /health and /metrics time one read of it. */
+  healthProbe: () => ["health"] as const,
   circuit: (provider: string) => ["circuit", provider] as const,
   llmSlot: (slot: number) => ["llm_slot", slot] as const,
   llmTokensWindow: (minute: number) => ["llm_tpm", minute] as const,

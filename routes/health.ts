@@ -1,6 +1,7 @@
 /** GET /health: KV round trip, queue depth and age, model provider and circuit, what is shed and why, version. */
 import { Hono } from "hono";
 import type { AppDeps } from "../lib/deps.ts";
+import { keys } from "../lib/keys.ts";
 import { timedKv } from "../lib/metrics.ts";
 import { shedderFor } from "../lib/shedding.ts";
 
@@ -8,7 +9,7 @@ import { shedderFor } from "../lib/shedding.ts";
 async function kvRoundTrip(kv: Deno.Kv): Promise<number | null> {
   const start = performance.now();
   try {
-    await timedKv("probe", () => kv.get(["health"]));
+    await timedKv("probe", () => kv.get(keys.healthProbe()));
     return Math.round((performance.now() - start) * 100) / 100;
   } catch {
     return null;

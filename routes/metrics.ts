@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { streamCapsFor } from "../lib/caps.ts";
 import type { AppDeps } from "../lib/deps.ts";
+import { keys } from "../lib/keys.ts";
 import { metrics, registry, timedKv } from "../lib/metrics.ts";
 import { loopDelay, OPTIONAL_KINDS, shedderFor } from "../lib/shedding.ts";
 import { adminOnly } from "./middleware.ts";
@@ -13,7 +14,7 @@ export async function collectMetrics(deps: AppDeps): Promise<string> {
   // queue and circuit as the shedder last read them (at most 1 s old): a scrape scans nothing
   const [shed] = await Promise.all([
     shedderFor(deps).state().catch(() => null),
-    timedKv("probe", () => deps.kv.get(["health"])).catch(() => null),
+    timedKv("probe", () => deps.kv.get(keys.healthProbe())).catch(() => null),
   ]);
   if (shed) {
     metrics.queueDepth.set({}, shed.queue.depth);

@@ -14,6 +14,7 @@ Deno.test("configFromEnv applies API.md defaults", () => {
 
 Deno.test("configFromEnv names each bad variable", () => {
   assert.throws(() => configFromEnv({ PORT: "eighty" }), /PORT/);
+  assert.throws(() => configFromEnv({ PORT: "99999" }), /PORT/);
   assert.throws(() => configFromEnv({ REPO_TTL: "forever" }), /REPO_TTL/);
   assert.throws(() => configFromEnv({ RATE_LIMITS: "read=lots" }), /RATE_LIMITS/);
   assert.throws(() => configFromEnv({ RATE_LIMITS: "read=10/0m" }), /RATE_LIMITS/);
@@ -26,6 +27,15 @@ Deno.test("configFromEnv names each bad variable", () => {
     "0 turns a shedding rule off",
   );
   assert.throws(() => configFromEnv({ GITHUB_API_URL: "file:///etc" }), /GITHUB_API_URL/);
+});
+
+Deno.test("configFromEnv: an empty variable counts as unset; Queues are off on Deploy and KV Connect", () => {
+  assert.equal(configFromEnv({ PORT: "" }).port, 8000);
+  assert.equal(configFromEnv({ MAX_FILES: "" }).limits.files, 50_000);
+  assert.equal(configFromEnv({}).jobs.useQueues, true);
+  assert.equal(configFromEnv({ KV_PATH: "http://kv.internal:4512" }).jobs.useQueues, false);
+  assert.equal(configFromEnv({ DENO_DEPLOYMENT_ID: "x" }).jobs.useQueues, false);
+  assert.equal(configFromEnv({ KV_PATH: "http://kv.internal:4512", QUEUES: "on" }).jobs.useQueues, true);
 });
 
 Deno.test("parseRateLimits overrides only the named policies", () => {
