@@ -30,12 +30,10 @@ const JOINED_RUNS = 8;
 export const DELIVERIES_PER_SECOND = 40_000;
 /**
  * How often a live artifact's record is read for writes by other processes (kv.watch sees this
- * process's own at once): each poll is a KV read, so an artifact watched by many viewers is polled
- * more often than one watched by a few.
+ * process's own at once): the slow poll DESIGN.md allows (≥ 250 ms), one KV read per live artifact
+ * however many viewers it has.
  */
 const POLL_MS = 250;
-const BUSY_POLL_MS = 100;
-const BUSY_VIEWERS = 2000;
 /** The longest a change waits to be published, however many viewers there are. */
 const MAX_PACE_MS = 400;
 
@@ -81,8 +79,7 @@ class LiveArtifact {
           this.kv,
           [keys.artifact(this.id)],
           this.#abort.signal,
-          // another process's writes are seen by polling: sooner when many wait for them
-          () => (this.viewers >= BUSY_VIEWERS ? BUSY_POLL_MS : POLL_MS),
+          POLL_MS,
         )
       ) {
         this.#latest = entry.value;

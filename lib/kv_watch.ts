@@ -2,13 +2,12 @@
  * Waits for changes to KV keys without busy polling: `kv.watch` wakes at once for writes made by
  * this process (and by every process on Deno Deploy), and a slow poll (≥ 250 ms) catches writes
  * other processes make to a shared local KV file, where `watch` does not wake across processes.
- * `pollMs` may be a function, asked before each wait.
  */
 export async function* watchKeys<T>(
   kv: Deno.Kv,
   keys: Deno.KvKey[],
   signal: AbortSignal,
-  pollMs: number | (() => number) = 1000,
+  pollMs = 1000,
 ): AsyncGenerator<Deno.KvEntryMaybe<T>[]> {
   const stream = kv.watch<T[]>(keys, { raw: true });
   const reader = stream.getReader();
@@ -34,9 +33,7 @@ export async function* watchKeys<T>(
         });
       }
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise((r) =>
-        timer = setTimeout(r, typeof pollMs === "number" ? pollMs : pollMs())
-      );
+      const timeout = new Promise((r) => timer = setTimeout(r, pollMs));
       await Promise.race(watching && pendingRead ? [pendingRead, timeout, aborted] : [timeout, aborted]);
       clearTimeout(timer);
       if (signal.aborted) return;
