@@ -470,6 +470,25 @@ Deno.test({
         await shot(page, "concepts");
       });
 
+      await t.step("the skip link jumps to the content without reloading the page", async () => {
+        await openTab(page, "chat");
+        await page.fill("#chat-input", "a question still being written");
+        // location.reload() fires a "reload" navigate event at once, so this sees it however slow the reload is
+        await page.evaluate(() => {
+          window.__navigations = [];
+          window.navigation.addEventListener("navigate", (e: { navigationType: string }) => {
+            window.__navigations.push(e.navigationType);
+          });
+        });
+        await page.focus(".skip-link");
+        await page.keyboard.press("Enter");
+        // the jump is done, or the page was replaced (a reload drops the hash as it re-routes)
+        await page.waitForFunction(() => location.hash === "#main" || !window.__navigations);
+        assert.deepEqual(await page.evaluate(() => window.__navigations), ["push"], "no reload");
+        assert.equal(await page.evaluate(() => document.activeElement?.id), "main");
+        assert.equal(await page.inputValue("#chat-input"), "a question still being written");
+      });
+
       await t.step("chat: a streamed answer whose citation opens the file at the cited lines", async () => {
         await openTab(page, "chat");
         await page.fill("#chat-input", "Where is greet defined and what does it do with an empty name?");

@@ -28,7 +28,11 @@ import { currentTab, initTabs, selectTab, type TabKind } from "./tabs.ts";
 
 const alertArea = () => byId("alert");
 
+/** The app address (path and query) the page shows; a history step to another one re-routes. */
+let shownAddress = location.pathname + location.search;
+
 function setAddress(path: string, push = false): void {
+  shownAddress = path;
   if (location.pathname + location.search === path) return;
   if (push) history.pushState(null, "", path);
   else history.replaceState(null, "", path);
@@ -207,7 +211,7 @@ async function route(): Promise<void> {
       adoptArtifact(artifact);
       selectTab(artifact.kind);
     } else if (path !== "/") {
-      history.replaceState(null, "", "/");
+      setAddress("/");
     }
   } catch (e) {
     byId("start").hidden = false;
@@ -220,7 +224,10 @@ function main(): void {
   initStart();
   initRepoView();
   // Back/forward between the start page and a repository: the simplest faithful answer is a fresh load.
-  addEventListener("popstate", () => location.reload());
+  // A step that only changes the #fragment (the skip link, an in-page anchor) is no such step.
+  addEventListener("popstate", () => {
+    if (location.pathname + location.search !== shownAddress) location.reload();
+  });
   document.documentElement.dataset.ready = "true";
   void route().finally(() => document.documentElement.dataset.routed = "true");
 }
