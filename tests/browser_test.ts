@@ -508,6 +508,28 @@ Deno.test({
         await shot(page, "chat");
       });
 
+      await t.step("a new question and the start of its answer show above the sticky chat form", async () => {
+        await page.fill("#chat-input", "What does greetAll return?");
+        await page.press("#chat-input", "Enter");
+        await page.waitForSelector("#chat-log li.user:nth-of-type(3)"); // the second question (li 3 of 4)
+        const boxes = await page.evaluate(() => {
+          const box = (el: { getBoundingClientRect(): DOMRectReadOnly }) => el.getBoundingClientRect();
+          return {
+            question: box(document.querySelectorAll("#chat-log li.user")[1]),
+            answer: box(document.querySelectorAll("#chat-log li.assistant")[1]),
+            form: box(document.getElementById("chat-form")),
+          };
+        });
+        assert.ok(boxes.question.top >= 0, `question top ${boxes.question.top}`);
+        assert.ok(
+          boxes.question.bottom <= boxes.form.top && boxes.answer.top + 24 <= boxes.form.top,
+          `question ends at ${boxes.question.bottom}, answer starts at ${boxes.answer.top}, form at ${boxes.form.top}`,
+        );
+        await page.waitForSelector("#chat-log li.assistant:nth-of-type(4)[data-status=done]", {
+          timeout: 20_000,
+        });
+      });
+
       await t.step("a deep citation scrolls and selecting lines asks about them", async () => {
         await page.goto(`${served.url}/r/${repoId}?file=src/values.ts&lines=140-142`);
         await page.waitForSelector("#file-body tr#L140.selected");

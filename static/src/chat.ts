@@ -116,7 +116,8 @@ async function send(text: string, sel: Selection | null): Promise<void> {
     notice,
   );
   log.append(userItem, botItem);
-  botItem.scrollIntoView({ block: "nearest" });
+  // The question at the top leaves the answer the room above the sticky form ("nearest" put it under).
+  userItem.scrollIntoView({ block: "start" });
 
   history.push({ role: "user", content: text });
   const controller = new AbortController();
