@@ -1,7 +1,8 @@
 /**
  * The generate job: build the context, call the model once (through the budget, the retries and
  * the shared circuit), append the text in batches, and for podcasts speak the script. Idempotent:
- * a retry after a crash must reproduce the text already shown, or the artifact fails cleanly.
+ * a retry after a crash must reproduce the text already shown, or the artifact fails cleanly; a
+ * retry of a done podcast whose audio was cut off speaks the script again.
  */
 import { ArtifactWriter, interruptedError, type WriterOptions } from "../lib/artifact_writer.ts";
 import { type ArtifactRecord, readText, timeLeft } from "../lib/artifacts.ts";
@@ -64,11 +65,14 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
     if (!art || art.jobId !== job.id) {
       throw new PermanentJobError("not_found", "The artifact was replaced.", 404);
     }
-    if (art.status === "done") return;
+    const provider = art.offline ? models.offline : models.llm;
+    if (art.status === "done") {
+      if (art.audio?.status === "generating") await speak(art, provider, ctx);
+      return;
+    }
     const repo = await requireReadyRepo(kv, clock, art.repoId).catch(() => {
       throw new PermanentJobError("repo_not_found", "The repository expired; ingest it again.", 404);
     });
-    const provider = art.offline ? models.offline : models.llm;
     await ctx.progress("reading", 0, 1);
     const context = await buildContext(kv, repo, {
       fileTokens: FILE_BUDGET[art.kind],
@@ -126,7 +130,7 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       if (reservation) await settleTokens(kv, reservation, usage.inputTokens + usage.outputTokens);
     }
     recordModelCall(provider.name, "generate", usage);
-    if (done.audio && provider.speech) await speak(done, provider, ctx);
+    if (done.audio) await speak(done, provider, ctx);
   }
 
   /** Speaks the podcast script turn by turn with two voices and stores the MP3 as a blob. */
@@ -134,6 +138,8 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
     const voices = models.ttsVoices;
     let audio: ArtifactRecord["audio"];
     try {
+      // a retried job finds speech unconfigured if the app restarted without TTS_MODEL
+      if (!provider.speech) throw new Error("speech synthesis is not configured");
       const turns = (await readText(kv, art)).split("\n").map((l) => l.trim()).filter(Boolean);
       const parts: Uint8Array[] = [];
       for (const line of turns) {
@@ -172,8 +178,12 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
     async onFailed(job, error) {
       const entry = await artifactOf(job);
       const art = entry.value;
-      if (!art || art.jobId !== job.id || art.status === "done") return;
-      const failed: ArtifactRecord = { ...art, status: "failed", error, updatedAt: clock.now() };
+      if (!art || art.jobId !== job.id) return;
+      if (art.status === "done" && art.audio?.status !== "generating") return;
+      // a done podcast keeps its script; only the audio the job did not finish has failed
+      const failed: ArtifactRecord = art.status === "done"
+        ? { ...art, audio: { status: "failed", error: `Speech synthesis failed. ${error.message}` } }
+        : { ...art, status: "failed", error, updatedAt: clock.now() };
       return (atomic) =>
         atomic.check(entry).set(keys.artifact(art.id), failed, { expireIn: timeLeft(art, clock.now()) });
     },

@@ -321,6 +321,54 @@ Deno.test("artifacts: podcast audio is served with Range when speech is configur
   }
 });
 
+Deno.test("artifacts: podcast audio cut off by the job's timeout is made by the retried job, or marked failed by the last", async (t) => {
+  // the script is written at once; the first speech call hangs until the 2 s job timeout stops it
+  const env = { TTS_MODEL: "fake-tts", TTS_VOICES: "alloy,echo", JOB_TIMEOUT: "2s", LLM_TIMEOUT: "10s" };
+  const podcast = async (world: Awaited<ReturnType<typeof startModelWorld>>) => {
+    const { body } = await ask(world, { kind: "podcast" });
+    const job = await waitForJob(world.app, body.job!.id);
+    const art =
+      (await world.app.json<Artifact & { audio: string }>(`/api/artifacts/${body.artifact.id}`)).body;
+    const audio = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`);
+    return { job, art, audio };
+  };
+
+  await t.step("the retry speaks the script", async () => {
+    const world = await startModelWorld({ tokens: 20, speechFaults: ["hang"] }, env);
+    try {
+      const { job, art, audio } = await podcast(world);
+      assert.equal(job.status, "succeeded");
+      assert.equal(art.status, "done");
+      assert.equal(art.audio, "ready");
+      assert.equal(audio.status, 200);
+      assert.ok((await audio.arrayBuffer()).byteLength > 100);
+      assert.equal(world.llm.calls.chat, 1, "the script is not written again");
+      assert.equal(world.llm.calls.speech, 2);
+    } finally {
+      await world.close();
+    }
+  });
+
+  await t.step("after the last attempt the audio is failed, not generating", async () => {
+    const world = await startModelWorld({ tokens: 20, speechFaults: [{ mode: "hang", times: 10 }] }, {
+      ...env,
+      JOB_MAX_ATTEMPTS: "1",
+    });
+    try {
+      const { job, art, audio } = await podcast(world);
+      assert.equal(job.status, "failed");
+      assert.equal(art.status, "done", "the script is still served");
+      assert.equal(art.audio, "failed");
+      assert.equal(audio.status, 404);
+      const error = (await audio.json() as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, "audio_unavailable");
+      assert.doesNotMatch(error.message, /still being made/);
+    } finally {
+      await world.close();
+    }
+  });
+});
+
 Deno.test("artifacts: bad requests get API.md errors", async () => {
   const world = await startModelWorld();
   try {
