@@ -344,6 +344,20 @@ Deno.test({
         await shot(page, "start");
       });
 
+      await t.step("an empty address is explained before anything is sent", async () => {
+        const sent: string[] = [];
+        const record = (r: { url(): string }) => sent.push(r.url());
+        page.on("request", record);
+        await page.fill("#url-input", "  ");
+        await page.click("#url-submit");
+        const notice = page.locator("#alert .notice");
+        await notice.waitFor();
+        page.off("request", record);
+        assert.match(await notice.innerText(), /Paste a GitHub URL/);
+        assert.deepEqual(sent, []);
+        assert.equal(await page.evaluate(() => document.activeElement?.id), "url-input");
+      });
+
       await t.step("a 429 is explained with a countdown from Retry-After", async () => {
         await page.route("**/api/repos", (route) =>
           route.fulfill({

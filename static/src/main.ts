@@ -5,7 +5,7 @@
  * comes through the HTTP API (../shared/API.md).
  */
 import type { ArtifactKind, Expertise, Repo } from "./api.ts";
-import { getJson } from "./api.ts";
+import { ApiError, getJson } from "./api.ts";
 import {
   adoptArtifact,
   explainConcept,
@@ -94,12 +94,15 @@ function initStart(): void {
     e.preventDefault();
     const url = input.value.trim();
     if (!url) {
-      showError(alertArea(), {
-        status: 400,
-        code: "invalid_url",
-        message: "Paste the address of a GitHub repository first.",
-        details: {},
-      });
+      hideProgress();
+      showError(
+        alertArea(),
+        new ApiError(
+          0,
+          "missing_url",
+          "Paste a GitHub URL (https://github.com/owner/repo, or just owner/repo), or drop an archive below.",
+        ),
+      );
       input.focus();
       return;
     }

@@ -9,6 +9,7 @@ const TITLES: Record<string, string> = {
   quota_exceeded: "Usage limit reached",
   overloaded: "RepoLM is very busy",
   network: "No connection",
+  missing_url: "No address yet",
   invalid_url: "That address doesn't look right",
   unsupported_host: "Only GitHub for now",
   repo_not_found: "Repository not found",
