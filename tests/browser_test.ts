@@ -375,6 +375,10 @@ Deno.test({
         assert.match(text, /You have started 5 ingests this hour\./);
         assert.match(text, /try again in [67] s/);
         assert.equal(await page.isDisabled("#alert .notice button.retry"), true);
+        // the progress card looks stopped: the step is marked failed and the bar no longer animates
+        assert.equal(await page.locator("#phase-list li.current").count(), 0);
+        assert.equal(await page.locator("#phase-list li.failed").count(), 1);
+        assert.notEqual(await page.getAttribute("#progress-bar", "value"), null, "bar still indeterminate");
         await page.unroute("**/api/repos");
       });
 

@@ -15,6 +15,7 @@ let lastPhase = "";
 /** Shows the progress card with a fresh step list. */
 export function resetProgress(title: string): void {
   byId("progress").hidden = false;
+  byId("progress").classList.remove("failed");
   byId("progress-title").textContent = title;
   byId("phase-list").replaceChildren();
   byId("progress-text").textContent = "";
@@ -51,6 +52,18 @@ export function setPhase(phase: string, done = 0, total = 0, detail = ""): void 
 export function finishProgress(text: string): void {
   setPhase("done", 1, 1, text);
   byId("phase-list").querySelector("li.current")?.classList.replace("current", "complete");
+}
+
+/** Stops the card where the work failed: that step is marked ✕ and the bar stands still. */
+export function failProgress(): void {
+  const step = byId("phase-list").querySelector("li.current");
+  step?.classList.replace("current", "failed");
+  step?.removeAttribute("aria-current");
+  const bar = byId<HTMLProgressElement>("progress-bar");
+  if (!bar.hasAttribute("value")) bar.value = 0;
+  byId("progress").classList.add("failed");
+  byId("progress-text").textContent = "Stopped.";
+  byId("cancel-upload").hidden = true;
 }
 
 function describe(job: Job): { phase: string; done: number; total: number; detail: string } {

@@ -20,7 +20,15 @@ import {
 import { initChat, setSelection } from "./chat.ts";
 import { byId } from "./dom.ts";
 import { initFileView, openFile, parseLines } from "./file_view.ts";
-import { cancelUpload, checkArchive, hideProgress, ingestArchive, ingestUrl, waitForRepo } from "./ingest.ts";
+import {
+  cancelUpload,
+  checkArchive,
+  failProgress,
+  hideProgress,
+  ingestArchive,
+  ingestUrl,
+  waitForRepo,
+} from "./ingest.ts";
 import { clearNotice, showError } from "./notices.ts";
 import { copyDigest, copyShareLink, showRepo } from "./repo_view.ts";
 import { state } from "./state.ts";
@@ -68,7 +76,7 @@ async function withStartForm<T>(work: () => Promise<T>, retry: () => void): Prom
     selectTab("overview");
   } catch (e) {
     showError(alertArea(), e, retry);
-    byId("progress").querySelector("li.current")?.classList.replace("current", "failed");
+    failProgress();
   } finally {
     for (const el of controls) el.disabled = false;
     byId("start").removeAttribute("aria-busy");
@@ -219,6 +227,7 @@ async function route(): Promise<void> {
   } catch (e) {
     byId("start").hidden = false;
     byId("repo").hidden = true;
+    failProgress();
     showError(alertArea(), e, () => location.reload());
   }
 }
