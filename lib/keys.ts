@@ -42,6 +42,7 @@ export const keys = {
   healthProbe: () => ["health"] as const,
   circuit: (provider: string) => ["circuit", provider] as const,
   llmSlot: (slot: number) => ["llm_slot", slot] as const,
+  llmSlots: () => ["llm_slot"] as const,
   llmTokensWindow: (minute: number) => ["llm_tpm", minute] as const,
 
   /** Fixed-window request counter; the window number is in the key, so old windows just expire. */
