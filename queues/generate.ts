@@ -2,7 +2,8 @@
  * The generate job: build the context, call the model once (through the budget, the retries and
  * the shared circuit), append the text in batches, and for podcasts speak the script. Idempotent:
  * a retry after a crash must reproduce the text already shown, or the artifact fails cleanly; a
- * retry of a done podcast whose audio was cut off speaks the script again.
+ * retry of a done podcast whose audio was cut off speaks the script again. Speech calls take a
+ * budget slot and go through the retries and the circuit too.
  */
 import { ArtifactWriter, interruptedError, type WriterOptions } from "../lib/artifact_writer.ts";
 import { type ArtifactRecord, readText, timeLeft } from "../lib/artifacts.ts";
@@ -14,7 +15,8 @@ import { keys } from "../lib/keys.ts";
 import { commitWithRetry } from "../lib/kv_util.ts";
 import { buildContext } from "../lib/llm/context.ts";
 import type { ModelDeps } from "../lib/llm/models.ts";
-import { failureCode, LlmFailedError, resilientStream } from "../lib/llm/resilient.ts";
+import type { BudgetGrant } from "../lib/llm/budget.ts";
+import { failureCode, LlmFailedError, resilientCall, resilientStream } from "../lib/llm/resilient.ts";
 import { recordModelCall } from "../lib/metrics.ts";
 import { type GenerationTask, type LlmProvider, PODCAST_HOSTS, type Usage } from "../lib/llm/types.ts";
 import {
@@ -60,6 +62,15 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
   const { kv, clock, models } = deps;
   const artifactOf = (job: JobRecord) => kv.get<ArtifactRecord>(keys.artifact(job.subject.artifactId!));
 
+  /** A model slot and `estimate` tokens of this minute, or a DeferJobError: the job waits for them. */
+  async function acquire(estimate: number): Promise<BudgetGrant> {
+    const grant = await models.budget.tryAcquire(estimate);
+    if ("waitMs" in grant) {
+      throw new DeferJobError(grant.waitMs, `waiting for model capacity (${grant.reason})`);
+    }
+    return grant;
+  }
+
   async function run(job: JobRecord, ctx: JobContext) {
     const art = (await artifactOf(job)).value;
     if (!art || art.jobId !== job.id) {
@@ -85,10 +96,7 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       context,
     };
     const estimate = context.files.reduce((n, f) => n + f.tokens, 0) + OUTPUT_TOKENS;
-    const grant = provider.offline ? null : await models.budget.tryAcquire(estimate);
-    if (grant && "waitMs" in grant) {
-      throw new DeferJobError(grant.waitMs, `waiting for model capacity (${grant.reason})`);
-    }
+    const grant = provider.offline ? null : await acquire(estimate);
     let reservation: TokenReservation | null = null;
     try {
       if (!provider.offline) reservation = await reserveFor(kv, clock, job, estimate);
@@ -136,17 +144,29 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
   /** Speaks the podcast script turn by turn with two voices and stores the MP3 as a blob. */
   async function speak(art: ArtifactRecord, provider: LlmProvider, ctx: JobContext): Promise<void> {
     const voices = models.ttsVoices;
+    const speech = provider.speech?.bind(provider);
+    // one slot for all the turns (renewed while held); no tokens: speech is not priced in them
+    const grant = speech ? await acquire(0) : null;
     let audio: ArtifactRecord["audio"];
     try {
       // a retried job finds speech unconfigured if the app restarted without TTS_MODEL
-      if (!provider.speech) throw new Error("speech synthesis is not configured");
+      if (!speech) throw new Error("speech synthesis is not configured");
       const turns = (await readText(kv, art)).split("\n").map((l) => l.trim()).filter(Boolean);
       const parts: Uint8Array[] = [];
       for (const line of turns) {
         const host = PODCAST_HOSTS.findIndex((h) => line.startsWith(`${h}:`));
         const text = host === -1 ? line : line.slice(PODCAST_HOSTS[host].length + 1).trim();
         if (!text) continue;
-        parts.push(await provider.speech!(text, voices[Math.max(0, host) % voices.length], ctx.signal));
+        const voice = voices[Math.max(0, host) % voices.length];
+        parts.push(
+          await resilientCall(
+            () => speech(text, voice, ctx.signal),
+            models.circuit,
+            ctx.signal,
+            models.retry,
+            (e) => recordModelCall(provider.name, "speech", {}, failureCode(e)),
+          ),
+        );
         recordModelCall(provider.name, "speech");
       }
       const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
@@ -162,6 +182,8 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       if (ctx.signal.aborted) throw e;
       deps.log.warn("podcast audio failed", { artifactId: art.id, error: e });
       audio = { status: "failed", error: "Speech synthesis failed." };
+    } finally {
+      await grant?.release();
     }
     const entry = await kv.get<ArtifactRecord>(keys.artifact(art.id));
     const current = entry.value;

@@ -1,7 +1,7 @@
 /**
- * Retries a model stream on 429 (honouring Retry-After), 5xx, timeouts, stalls, dropped
- * connections and malformed chunks — but only before any text was published, since published
- * text cannot be taken back. Every outcome feeds the shared circuit breaker. A refusal (bad key,
+ * Retries a model stream (or a single call, like speech) on 429 (honouring Retry-After), 5xx,
+ * timeouts, stalls, dropped connections and malformed chunks — but only before any text was
+ * published, since published text cannot be taken back. Every outcome feeds the shared circuit breaker. A refusal (bad key,
  * unknown model, bad request) is a PermanentJobError: retrying the job cannot help either.
  */
 import OpenAI from "openai";
@@ -125,4 +125,18 @@ export async function* resilientStream(
       await sleep(Math.max(retryAfterMs(e), backoffMs(attempt, options.baseMs, options.capMs)), signal);
     }
   }
+}
+
+/** resilientStream's arguments after `start`: circuit, signal, retry options, onError. */
+type RetryArgs = Parameters<typeof resilientStream> extends [unknown, ...infer R] ? R : never;
+
+/** Makes a call that returns one value (speech) with the retries and circuit of resilientStream. */
+export async function resilientCall<T>(call: () => Promise<T>, ...retry: RetryArgs): Promise<T> {
+  let value: T | undefined;
+  const once = async function* (): AsyncGenerator<Delta> {
+    value = await call();
+    yield {}; // no text: a failed call is retried like a stream that showed nothing
+  };
+  for await (const _ of resilientStream(once, ...retry)) { /* consumed */ }
+  return value as T;
 }

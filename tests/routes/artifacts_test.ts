@@ -326,17 +326,21 @@ Deno.test("artifacts: podcast audio cut off by the job's timeout is made by the 
   const env = { TTS_MODEL: "fake-tts", TTS_VOICES: "alloy,echo", JOB_TIMEOUT: "2s", LLM_TIMEOUT: "10s" };
   const podcast = async (world: Awaited<ReturnType<typeof startModelWorld>>) => {
     const { body } = await ask(world, { kind: "podcast" });
+    await waitFor(() => world.llm.calls.speech > 0, 10_000, "the first speech call");
+    const slots = await world.app.deps.models.budget.inFlight();
     const job = await waitForJob(world.app, body.job!.id);
     const art =
       (await world.app.json<Artifact & { audio: string }>(`/api/artifacts/${body.artifact.id}`)).body;
     const audio = await world.app.fetch(`/api/artifacts/${body.artifact.id}/audio`);
-    return { job, art, audio };
+    assert.equal(await world.app.deps.models.budget.inFlight(), 0, "the job freed its model slots");
+    return { job, art, audio, slots };
   };
 
   await t.step("the retry speaks the script", async () => {
     const world = await startModelWorld({ tokens: 20, speechFaults: ["hang"] }, env);
     try {
-      const { job, art, audio } = await podcast(world);
+      const { job, art, audio, slots } = await podcast(world);
+      assert.equal(slots, 1, "the speech call holds a slot of the model budget");
       assert.equal(job.status, "succeeded");
       assert.equal(art.status, "done");
       assert.equal(art.audio, "ready");
@@ -367,6 +371,24 @@ Deno.test("artifacts: podcast audio cut off by the job's timeout is made by the 
       await world.close();
     }
   });
+});
+
+Deno.test("artifacts: a transient speech failure is retried like a model call", async () => {
+  const world = await startModelWorld({ tokens: 20, speechFaults: ["500"] }, {
+    TTS_MODEL: "fake-tts",
+    TTS_VOICES: "alloy,echo",
+  });
+  try {
+    const { body } = await ask(world, { kind: "podcast" });
+    const job = await waitForJob(world.app, body.job!.id);
+    assert.equal(job.status, "succeeded");
+    const art =
+      (await world.app.json<Artifact & { audio: string }>(`/api/artifacts/${body.artifact.id}`)).body;
+    assert.equal(art.audio, "ready");
+    assert.equal(world.llm.calls.speech, 2, "one failed call, one retry");
+  } finally {
+    await world.close();
+  }
 });
 
 Deno.test("artifacts: bad requests get API.md errors", async () => {
