@@ -14,7 +14,10 @@ export interface OpenAiProviderConfig {
   model: string;
   timeoutMs: number;
   ttsModel?: string;
-  /** Longest wait for the next streamed chunk before the call counts as hung. */
+  /**
+   * Longest wait for the next streamed chunk (or for a speech body) before the call counts as
+   * hung; `timeoutMs` unless set, so a slow model given a long LLM_TIMEOUT may pause that long.
+   */
   idleMs?: number;
 }
 
@@ -96,7 +99,7 @@ export class OpenAiProvider implements LlmProvider {
       timer = setTimeout(() => {
         local.abort();
         reject(new StreamStalledError());
-      }, this.#config.idleMs ?? Math.min(this.#config.timeoutMs, 30_000));
+      }, this.#config.idleMs ?? this.#config.timeoutMs);
     });
     try {
       return await Promise.race([next, idle]);
@@ -106,10 +109,16 @@ export class OpenAiProvider implements LlmProvider {
   }
 
   async #speech(input: string, voice: string, signal: AbortSignal): Promise<Uint8Array> {
-    const res = await this.#client.audio.speech.create(
-      { model: this.#config.ttsModel!, voice, input, response_format: "mp3" },
-      { signal, timeout: this.#config.timeoutMs },
-    );
-    return new Uint8Array(await res.arrayBuffer());
+    const stop = new AbortController();
+    try {
+      const res = await this.#client.audio.speech.create(
+        { model: this.#config.ttsModel!, voice, input, response_format: "mp3" },
+        { signal: AbortSignal.any([signal, stop.signal]), timeout: this.#config.timeoutMs },
+      );
+      // the client's timeout ends with the headers: a body that hangs would hold the job
+      return new Uint8Array(await this.#withIdleLimit(res.arrayBuffer(), stop));
+    } finally {
+      stop.abort();
+    }
   }
 }

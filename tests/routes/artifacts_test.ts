@@ -373,21 +373,27 @@ Deno.test("artifacts: podcast audio cut off by the job's timeout is made by the 
   });
 });
 
-Deno.test("artifacts: a transient speech failure is retried like a model call", async () => {
-  const world = await startModelWorld({ tokens: 20, speechFaults: ["500"] }, {
-    TTS_MODEL: "fake-tts",
-    TTS_VOICES: "alloy,echo",
-  });
-  try {
-    const { body } = await ask(world, { kind: "podcast" });
-    const job = await waitForJob(world.app, body.job!.id);
-    assert.equal(job.status, "succeeded");
-    const art =
-      (await world.app.json<Artifact & { audio: string }>(`/api/artifacts/${body.artifact.id}`)).body;
-    assert.equal(art.audio, "ready");
-    assert.equal(world.llm.calls.speech, 2, "one failed call, one retry");
-  } finally {
-    await world.close();
+Deno.test("artifacts: a transient speech failure is retried like a model call", async (t) => {
+  // "hang": the headers come, the body never does; the body is limited by LLM_TIMEOUT too
+  for (const fault of ["500", "hang"] as const) {
+    await t.step(fault, async () => {
+      const world = await startModelWorld({ tokens: 20, speechFaults: [fault] }, {
+        TTS_MODEL: "fake-tts",
+        TTS_VOICES: "alloy,echo",
+        LLM_TIMEOUT: "1s",
+      });
+      try {
+        const { body } = await ask(world, { kind: "podcast" });
+        const job = await waitForJob(world.app, body.job!.id);
+        assert.equal(job.status, "succeeded");
+        const art = (await world.app.json<Artifact & { audio: string }>(`/api/artifacts/${body.artifact.id}`))
+          .body;
+        assert.equal(art.audio, "ready");
+        assert.equal(world.llm.calls.speech, 2, "one failed call, one retry");
+      } finally {
+        await world.close();
+      }
+    });
   }
 });
 
