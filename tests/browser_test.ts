@@ -364,22 +364,58 @@ Deno.test({
             status: 429,
             headers: { "content-type": "application/json", "retry-after": "7" },
             body: JSON.stringify({
-              error: { code: "rate_limited", message: "You have started 5 ingests this hour." },
+              error: {
+                code: "rate_limited",
+                message: "Too many ingest requests: the limit is 5 per 3600 s. Try again in 7 s.",
+              },
             }),
           }));
-        await page.fill("#url-input", "acme/greeter");
-        await page.click("#url-submit");
-        const notice = page.locator("#alert .notice");
-        await notice.waitFor();
-        const text = await notice.innerText();
-        assert.match(text, /You have started 5 ingests this hour\./);
-        assert.match(text, /try again in [67] s/);
-        assert.equal(await page.isDisabled("#alert .notice button.retry"), true);
-        // the progress card looks stopped: the step is marked failed and the bar no longer animates
-        assert.equal(await page.locator("#phase-list li.current").count(), 0);
-        assert.equal(await page.locator("#phase-list li.failed").count(), 1);
-        assert.notEqual(await page.getAttribute("#progress-bar", "value"), null, "bar still indeterminate");
-        await page.unroute("**/api/repos");
+        try {
+          await page.fill("#url-input", "acme/greeter");
+          await page.click("#url-submit");
+          const notice = page.locator("#alert .notice");
+          await notice.waitFor();
+          const text = await notice.innerText();
+          assert.match(text, /Too many ingest requests: the limit is 5 per 3600 s\./);
+          assert.match(text, /try again in [67] s/);
+          assert.equal(text.match(/try again in/gi)?.length, 1, `the wait is said once: ${text}`);
+          assert.equal(await page.isDisabled("#alert .notice button.retry"), true);
+          // the progress card looks stopped: the step is marked failed and the bar no longer animates
+          assert.equal(await page.locator("#phase-list li.current").count(), 0);
+          assert.equal(await page.locator("#phase-list li.failed").count(), 1);
+          assert.notEqual(await page.getAttribute("#progress-bar", "value"), null, "bar still indeterminate");
+        } finally {
+          await page.unroute("**/api/repos");
+        }
+      });
+
+      await t.step("a too large upload offers no retry; a canceled one is no error", async () => {
+        await page.route("**/api/repos/upload", (route) =>
+          route.fulfill({
+            status: 413,
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({
+              error: { code: "upload_too_large", message: "Uploads are limited to 50 MB." },
+            }),
+          }));
+        try {
+          const file = { name: "big.tar.gz", mimeType: "application/gzip", buffer: Buffer.from(archive) };
+          await page.setInputFiles("#file-input", file);
+          const tooLarge = page.locator("#alert .notice[data-code=upload_too_large]");
+          await tooLarge.waitFor();
+          assert.match(await tooLarge.innerText(), /That archive is too large/);
+          assert.equal(await page.locator("#alert .notice button.retry").count(), 0);
+          await page.unroute("**/api/repos/upload");
+          await page.route("**/api/repos/upload", () => {}); // never answered: the upload stays in flight
+          await page.setInputFiles("#file-input", file);
+          await page.click("#cancel-upload");
+          const canceled = page.locator("#alert .notice.info");
+          await canceled.waitFor();
+          assert.match(await canceled.innerText(), /Upload canceled/);
+          assert.equal(await page.isHidden("#progress"), true);
+        } finally {
+          await page.unroute("**/api/repos/upload");
+        }
       });
 
       await t.step("a GitHub URL ingests with progress by phase from the job's event stream", async () => {

@@ -215,7 +215,10 @@ export async function ingestArchive(file: File): Promise<Repo> {
       } else reject(errorFromXhr(xhr));
     });
     xhr.addEventListener("error", () => reject(networkError()));
-    xhr.addEventListener("abort", () => reject(new ApiError(0, "canceled", "The upload was canceled.")));
+    xhr.addEventListener(
+      "abort",
+      () => reject(new ApiError(0, "upload_canceled", "Choose or drop an archive when you are ready.")),
+    );
     const form = new FormData();
     form.append("file", file, file.name);
     xhr.send(form);

@@ -76,7 +76,8 @@ async function withStartForm<T>(work: () => Promise<T>, retry: () => void): Prom
     selectTab("overview");
   } catch (e) {
     showError(alertArea(), e, retry);
-    failProgress();
+    if (e instanceof ApiError && e.code === "upload_canceled") hideProgress();
+    else failProgress();
   } finally {
     for (const el of controls) el.disabled = false;
     byId("start").removeAttribute("aria-busy");

@@ -9,6 +9,10 @@ const TITLES: Record<string, string> = {
   quota_exceeded: "Usage limit reached",
   overloaded: "RepoLM is very busy",
   network: "No connection",
+  upload_canceled: "Upload canceled",
+  too_many_ingests: "Other repositories are still being read",
+  github_unavailable: "GitHub can't be reached right now",
+  github_rate_limited: "GitHub is limiting requests right now",
   missing_url: "No address yet",
   invalid_url: "That address doesn't look right",
   unsupported_host: "Only GitHub for now",
@@ -17,6 +21,7 @@ const TITLES: Record<string, string> = {
   repo_too_large: "That repository is too large",
   upload_too_large: "That archive is too large",
   unsupported_archive: "That file isn't an archive we can read",
+  invalid_archive: "That archive couldn't be read",
   not_found: "Not found",
   audio_unavailable: "No audio",
 };
@@ -29,6 +34,24 @@ const ADVICE: Record<string, string> = {
   upload_too_large: "Leave out build output and dependencies, or link a GitHub repository instead.",
   network: "",
 };
+
+/** What the person did themselves: said calmly, with nothing to retry. */
+const NEUTRAL = new Set(["upload_canceled"]);
+
+/** Answers that the same request would get again: a "Try again" button would only repeat them. */
+const FINAL = new Set([
+  "missing_url",
+  "invalid_url",
+  "unsupported_host",
+  "repo_not_found",
+  "repo_private",
+  "repo_too_large",
+  "upload_too_large",
+  "unsupported_archive",
+  "invalid_archive",
+  "not_found",
+  "audio_unavailable",
+]);
 
 /** Turns anything thrown into an ApiError with a sentence for a person. */
 export function asApiError(e: unknown): ApiError {
@@ -50,7 +73,8 @@ export function clearNotice(area: HTMLElement): void {
 
 /**
  * Shows `error` in `area`: a title, the API's own message, advice, and — for 429/503 — a live
- * countdown from Retry-After after which "Try again" is enabled. `retry` adds that button.
+ * countdown from Retry-After after which "Try again" is enabled. `retry` adds that button, unless
+ * the same request could only get the same answer. The person's own cancel is shown calmly.
  */
 export function showError(area: HTMLElement, e: unknown, retry?: () => void): void {
   const error = asApiError(e);
@@ -62,10 +86,18 @@ export function showError(area: HTMLElement, e: unknown, retry?: () => void): vo
       : error.status === 404
       ? "Not found"
       : "That didn't work");
-  const message = error.message;
+  // For 429/503 the server says when (Retry-After; for quota_exceeded that is when the quota resets).
+  let left = error.retryAfter ?? (waitable ? 5 : 0);
+  const counting = waitable && left > 0;
+  // The countdown says when; a message that says it too ("Try again in 284 s.") would say it twice.
+  const message = counting
+    ? error.message.replace(/\s*Try again in \d+ ?s(econds)?\.?$/i, "")
+    : error.message;
   const advice = ADVICE[error.code];
   const countdown = h("p", { class: "countdown" });
-  const button = retry
+  const neutral = NEUTRAL.has(error.code);
+  const final = neutral || FINAL.has(error.code) || [400, 404, 413, 422].includes(error.status);
+  const button = retry && !final
     ? h("button", {
       type: "button",
       class: "retry",
@@ -77,7 +109,7 @@ export function showError(area: HTMLElement, e: unknown, retry?: () => void): vo
     : null;
   const box = h(
     "div",
-    { class: `notice ${waitable ? "warn" : "error"}`, "data-code": error.code },
+    { class: `notice ${neutral ? "info" : waitable ? "warn" : "error"}`, "data-code": error.code },
     h("strong", {}, title),
     h("p", {}, message),
     advice ? h("p", { class: "muted" }, advice) : null,
@@ -85,9 +117,7 @@ export function showError(area: HTMLElement, e: unknown, retry?: () => void): vo
     button,
   );
   area.append(box);
-  // For 429/503 the server says when (Retry-After; for quota_exceeded that is when the quota resets).
-  let left = error.retryAfter ?? (waitable ? 5 : 0);
-  if (waitable && left > 0) {
+  if (counting) {
     if (button) button.disabled = true;
     const tick = () => {
       if (left <= 0) {
