@@ -20,11 +20,26 @@ let current: { path: string; lines: number } | null = null;
 let selected: LineRange | null = null;
 let anchor: number | null = null;
 let loading: AbortController | null = null;
+/** The file (and lines) being shown or opened, for the address bar. */
+let shownFile: { path: string; lines?: LineRange } | null = null;
 let askHandler: (sel: { path: string; startLine: number; endLine: number }) => void = () => {};
+let changeHandler: () => void = () => {};
 
 /** The open file's path, if any. */
 export function openPath(): string | null {
   return current?.path ?? null;
+}
+
+/** The open file as address parameters: `{file, lines: "12-20"}`, or nothing when none is open. */
+export function fileParams(): Record<string, string> {
+  if (!shownFile) return {};
+  const { path, lines } = shownFile;
+  return lines ? { file: path, lines: `${lines.start}-${lines.end}` } : { file: path };
+}
+
+function setShown(file: typeof shownFile): void {
+  shownFile = file;
+  changeHandler();
 }
 
 /** `"12-20"` → {start: 12, end: 20}. */
@@ -76,6 +91,7 @@ export async function openFile(path: string, range?: LineRange): Promise<void> {
   current = null;
   selected = null;
   anchor = null;
+  setShown({ path, lines: range });
   updateForm();
   byId("file-title").textContent = path;
   body.replaceChildren(h("p", { class: "muted loading" }, "Opening the file…"));
@@ -132,6 +148,7 @@ function select(range: LineRange, scroll: boolean): void {
     }
   }
   selected = { start, end };
+  setShown({ path: current.path, lines: selected });
   for (let n = start; n <= end; n++) body.querySelector(`#L${n}`)?.classList.add("selected");
   updateForm();
   if (scroll) {
@@ -172,11 +189,16 @@ export function closeFile(): void {
   byId("workspace").classList.remove("with-file");
   byId("file-body").replaceChildren();
   markTree("");
+  setShown(null);
 }
 
-/** Wires line selection, the line inputs, "Ask about these lines" and the close button. */
-export function initFileView(onAsk: typeof askHandler): void {
+/**
+ * Wires line selection, the line inputs, "Ask about these lines" and the close button; `onChange`
+ * runs whenever the open file or its selected lines change (main keeps the address in step).
+ */
+export function initFileView(onAsk: typeof askHandler, onChange: () => void): void {
   askHandler = onAsk;
+  changeHandler = onChange;
   byId("file-body").addEventListener("click", (e) => {
     const cell = (e.target as HTMLElement).closest<HTMLElement>("td.ln");
     if (!cell) return;

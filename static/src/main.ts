@@ -19,7 +19,7 @@ import {
 } from "./artifacts.ts";
 import { initChat, setSelection } from "./chat.ts";
 import { byId } from "./dom.ts";
-import { initFileView, openFile, parseLines } from "./file_view.ts";
+import { fileParams, initFileView, openFile, parseLines } from "./file_view.ts";
 import {
   cancelUpload,
   checkArchive,
@@ -32,7 +32,7 @@ import {
 import { clearNotice, showError } from "./notices.ts";
 import { copyDigest, copyShareLink, showRepo } from "./repo_view.ts";
 import { state } from "./state.ts";
-import { currentTab, initTabs, selectTab, type TabKind } from "./tabs.ts";
+import { currentTab, initTabs, isTab, selectTab, type TabKind } from "./tabs.ts";
 
 const alertArea = () => byId("alert");
 
@@ -46,13 +46,19 @@ function setAddress(path: string, push = false): void {
   else history.replaceState(null, "", path);
 }
 
-/** Keeps the address bar a share link: /a/:id for a shown artifact, /r/:id otherwise. */
+/**
+ * Keeps the address bar a share link: /a/:id for a shown artifact, /r/:id?tab=… otherwise, with
+ * `file=…&lines=a-b` while a file is open.
+ */
 function syncAddress(): void {
   const repo = state.repo;
   if (!repo) return;
   const tab = currentTab();
   const id = tab !== "chat" ? shownArtifactId(tab) : undefined;
-  setAddress(id ? `/a/${encodeURIComponent(id)}` : `/r/${encodeURIComponent(repo.id)}`);
+  const query = new URLSearchParams(id || tab === "overview" ? {} : { tab });
+  for (const [name, value] of Object.entries(fileParams())) query.set(name, value);
+  const path = id ? `/a/${encodeURIComponent(id)}` : `/r/${encodeURIComponent(repo.id)}`;
+  setAddress(query.size ? `${path}?${query}` : path);
 }
 
 async function openRepo(repo: Repo, push: boolean): Promise<void> {
@@ -196,7 +202,7 @@ function initRepoView(): void {
     setSelection(sel);
     selectTab("chat");
     byId("chat-input").focus();
-  });
+  }, syncAddress);
   initChat();
 }
 
@@ -209,9 +215,8 @@ async function route(): Promise<void> {
     if (repoMatch) {
       const repo = await getJson<Repo>(`/api/repos/${encodeURIComponent(repoMatch[1])}`);
       await openRepo(repo, false);
-      selectTab("overview");
-      const file = params.get("file");
-      if (file) await openFile(file, parseLines(params.get("lines")));
+      const tab = params.get("tab");
+      selectTab(isTab(tab) ? tab : "overview");
     } else if (artifactMatch) {
       const artifact = await loadArtifact(artifactMatch[1]);
       const repo = await getJson<Repo>(`/api/repos/${encodeURIComponent(artifact.repoId)}`);
@@ -225,6 +230,8 @@ async function route(): Promise<void> {
     } else if (path !== "/") {
       setAddress("/");
     }
+    const file = params.get("file");
+    if (file && state.repo) await openFile(file, parseLines(params.get("lines")));
   } catch (e) {
     byId("start").hidden = false;
     byId("repo").hidden = true;

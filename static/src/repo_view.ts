@@ -221,9 +221,9 @@ export async function copyDigest(): Promise<void> {
   }
 }
 
-/** Copies the current address (a /r/ or /a/ share link). */
+/** Copies the current address (a /r/ or /a/ share link, with the open file and lines). */
 export async function copyShareLink(): Promise<void> {
-  const url = location.origin + location.pathname;
+  const url = location.origin + location.pathname + location.search;
   try {
     await navigator.clipboard.writeText(url);
     toast(`Link copied: ${url}`);

@@ -11,6 +11,11 @@ function tabs(): HTMLButtonElement[] {
   return [...byId("tablist").querySelectorAll<HTMLButtonElement>("[role=tab]")];
 }
 
+/** True for the name of a tab (`?tab=` in an address). */
+export function isTab(kind: string | null): kind is TabKind {
+  return tabs().some((tab) => tab.dataset.kind === kind);
+}
+
 /** The tab that is showing. */
 export function currentTab(): TabKind {
   return current;
