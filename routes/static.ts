@@ -1,7 +1,9 @@
 /**
- * The web page: index.html for `/`, `/r/:repoId` and `/a/:artifactId` (the page reads the path),
- * and the bundled assets under `/assets/` with content-hashed names. Assets are immutable for a
- * year; the page is `no-cache` with an ETag, so a new build is picked up on the next visit.
+ * The web page: index.html for `/`, `/r/:repoId` and `/a/:artifactId` (the page reads the path; a
+ * trailing slash is fine), and with a 404 for any other address a browser opens as a page (the page
+ * then says "Not found"); and the bundled assets under `/assets/` with content-hashed names. Assets
+ * are immutable for a year; the page is `no-cache` with an ETag, so a new build is picked up on the
+ * next visit.
  * Everything is sent precompressed (br, else gzip) from the twins scripts/build_static.ts writes.
  *
  * The build output is read once per process and kept in memory (it is small and never changes
@@ -83,7 +85,7 @@ export function acceptedEncodings(header: string | undefined): Set<string> {
   return out;
 }
 
-function send(c: Context, asset: Asset, cacheControl: string): Response {
+function send(c: Context, asset: Asset, cacheControl: string, status: 200 | 404 = 200): Response {
   const accepted = acceptedEncodings(c.req.header("accept-encoding"));
   const variant = asset.variants.find((v) => !v.encoding || accepted.has(v.encoding) || accepted.has("*"))!;
   const etag = `"${asset.etag}${variant.encoding ? `-${variant.encoding}` : ""}"`;
@@ -96,11 +98,11 @@ function send(c: Context, asset: Asset, cacheControl: string): Response {
   });
   if (variant.encoding) headers.set("Content-Encoding", variant.encoding);
   const match = c.req.header("if-none-match");
-  if (match && match.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag)) {
+  if (status === 200 && match && match.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag)) {
     return new Response(null, { status: 304, headers });
   }
   headers.set("Content-Length", String(variant.body.byteLength));
-  return new Response(c.req.method === "HEAD" ? null : variant.body, { headers });
+  return new Response(c.req.method === "HEAD" ? null : variant.body, { status, headers });
 }
 
 /** Routes serving the page and its assets from `distDir` (default static/dist/). */
@@ -115,7 +117,7 @@ export function staticRoutes(options: { distDir?: URL } = {}) {
   };
   const app = new Hono();
 
-  const page = async (c: Context) => {
+  const page = async (c: Context, status: 200 | 404 = 200) => {
     const built = await load();
     if (!built) {
       return c.json(
@@ -126,11 +128,13 @@ export function staticRoutes(options: { distDir?: URL } = {}) {
         503,
       );
     }
-    return send(c, built.index, "no-cache");
+    return send(c, built.index, "no-cache", status);
   };
-  app.get("/", page);
-  app.get("/r/:repoId{[A-Za-z0-9_-]{1,128}}", page);
-  app.get("/a/:artifactId{[A-Za-z0-9_-]{1,128}}", page);
+  app.get("/", (c) => page(c));
+  for (const path of ["/r/:repoId{[A-Za-z0-9_-]{1,128}}", "/a/:artifactId{[A-Za-z0-9_-]{1,128}}"]) {
+    app.get(path, (c) => page(c));
+    app.get(`${path}/`, (c) => page(c));
+  }
 
   app.get("/assets/:file{[A-Za-z0-9._-]+}", async (c) => {
     const built = await load();
@@ -139,6 +143,16 @@ export function staticRoutes(options: { distDir?: URL } = {}) {
       return c.json(errorBody("not_found", "No such asset; reload the page to get the current ones."), 404);
     }
     return send(c, asset, IMMUTABLE);
+  });
+
+  // Any other address a browser opens as a page gets the page with a 404 (it says "Not found" and
+  // offers the start form); API and asset paths, and clients that do not ask for HTML, fall through
+  // to the app's JSON 404.
+  app.get("*", async (c, next) => {
+    const path = c.req.path;
+    const pageLike = c.req.header("accept")?.includes("text/html") && !/^\/(api|assets)\//.test(path);
+    if (pageLike) return await page(c, 404);
+    await next();
   });
 
   return app;

@@ -344,6 +344,14 @@ Deno.test({
         await shot(page, "start");
       });
 
+      await t.step("an unknown address shows the page saying Not found, not JSON", async () => {
+        const res = await page.goto(served.url + "/no/such/page");
+        assert.equal(res?.status(), 404);
+        await page.locator("#alert .notice[data-code=not_found]").waitFor();
+        assert.equal(new URL(page.url()).pathname, "/");
+        assert.equal(await page.isVisible("#url-form"), true);
+      });
+
       await t.step("an empty address is explained before anything is sent", async () => {
         const sent: string[] = [];
         const record = (r: { url(): string }) => sent.push(r.url());

@@ -229,6 +229,14 @@ async function route(): Promise<void> {
       selectTab(artifact.kind);
     } else if (path !== "/") {
       setAddress("/");
+      showError(
+        alertArea(),
+        new ApiError(
+          404,
+          "not_found",
+          "Nothing is at that address. Paste a GitHub URL or drop an archive to start.",
+        ),
+      );
     }
     const file = params.get("file");
     if (file && state.repo) await openFile(file, parseLines(params.get("lines")));

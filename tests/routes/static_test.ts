@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { Hono } from "hono";
+import { errorBody } from "../../lib/errors.ts";
 import { acceptedEncodings, staticRoutes } from "../../routes/static.ts";
 
 const encoder = new TextEncoder();
@@ -33,6 +34,7 @@ async function fakeDist(): Promise<URL> {
 function appFor(distDir: URL) {
   const app = new Hono();
   app.route("/", staticRoutes({ distDir }));
+  app.notFound((c) => c.json(errorBody("not_found", "Nothing is served at that address."), 404)); // as routes/mod.ts
   return (path: string, headers: Record<string, string> = {}) =>
     Promise.resolve(app.fetch(new Request(`http://local${path}`, { headers })));
 }
@@ -52,6 +54,36 @@ Deno.test("staticRoutes serves the page for /, /r/:id and /a/:id with no-cache a
     const cached = await get("/", { "if-none-match": '"abc123"' });
     assert.equal(cached.status, 304);
     assert.equal((await get("/r/bad%20id")).status, 404);
+  } finally {
+    await Deno.remove(dist, { recursive: true });
+  }
+});
+
+Deno.test("staticRoutes: a page request for an unknown address gets the page (which says Not found), never bare JSON", async () => {
+  const dist = await fakeDist();
+  try {
+    const get = appFor(dist);
+    const html = { accept: "text/html,application/xhtml+xml,*/*;q=0.8" };
+    const trailing = await get("/r/abc/", html);
+    assert.equal(trailing.status, 200, "the page reads /r/:id/ too");
+    assert.match(await trailing.text(), /app\.0123456789ab\.js/);
+    for (const path of ["/r/bad%20id", "/foo", "/a/x/y"]) {
+      const res = await get(path, html);
+      assert.equal(res.status, 404, path);
+      assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8", path);
+      assert.match(await res.text(), /app\.0123456789ab\.js/, path);
+    }
+    for (
+      const [path, headers] of [["/api/nothing", html], ["/foo", { accept: "application/json" }], [
+        "/foo",
+        {},
+      ]] as const
+    ) {
+      const res = await get(path, headers);
+      assert.equal(res.status, 404, path);
+      assert.equal(res.headers.get("content-type"), "application/json", `${path} stays JSON`);
+      assert.equal((await res.json()).error.code, "not_found");
+    }
   } finally {
     await Deno.remove(dist, { recursive: true });
   }
