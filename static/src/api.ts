@@ -59,6 +59,8 @@ export interface Artifact {
   model?: string;
   offline: boolean;
   error?: { code: string; message: string };
+  /** Podcasts only: whether recorded audio exists (GET …/audio). */
+  audio?: "none" | "generating" | "ready" | "failed";
 }
 
 export interface Source {

@@ -13,7 +13,6 @@ import {
   getJson,
   type Job,
   postJson,
-  request,
 } from "./api.ts";
 import { byId, download, find, h, toast } from "./dom.ts";
 import { citationLink } from "./file_view.ts";
@@ -433,9 +432,10 @@ function renderPodcast(entry: Entry | undefined): void {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Looks for recorded audio (HEAD …/audio). A 404 means none — unless the artifact says its audio is
- * still being made, in which case the browser's voices are offered meanwhile and we look again
- * every few seconds (for up to three minutes) to swap in the recording.
+ * Looks for recorded audio by the artifact's `audio` field (no request for audio there is none of:
+ * a 404 would only fill the console). While it says "generating" the browser's voices are offered
+ * meanwhile and the artifact is read again every few seconds (for up to three minutes) to swap in
+ * the recording.
  */
 async function checkAudio(entry: Entry): Promise<void> {
   if (!entry.artifact || entry.audio) return;
@@ -444,28 +444,17 @@ async function checkAudio(entry: Entry): Promise<void> {
   const redraw = () => {
     if (shown.podcast === entry) renderPlayer(entry, parseScript(entry.text));
   };
-  for (let attempt = 0; attempt < 60; attempt++) {
-    try {
-      await request(`/api/artifacts/${id}/audio`, { method: "HEAD" });
-      entry.audio = "yes";
-      entry.speaker?.stop();
-      break;
-    } catch {
-      // 404 audio_unavailable: is it still coming?
-    }
-    const latest = await getJson<{ audio?: string }>(`/api/artifacts/${id}`).catch(() => null);
-    if (latest?.audio === "ready") continue; // it was finished between the two requests: look again
-    if (latest?.audio !== "generating") {
-      entry.audio = "no";
-      break;
-    }
+  let audio = entry.artifact.audio;
+  for (let attempt = 0; audio === "generating" && attempt < 60; attempt++) {
     if (entry.audio !== "pending") {
       entry.audio = "pending";
       redraw();
     }
     await sleep(3000);
+    audio = (await getJson<Artifact>(`/api/artifacts/${id}`).catch(() => null))?.audio;
   }
-  if (entry.audio === "pending") entry.audio = "no";
+  entry.audio = audio === "ready" ? "yes" : "no";
+  if (entry.audio === "yes") entry.speaker?.stop();
   redraw();
 }
 
