@@ -340,6 +340,9 @@ Deno.test({
         assert.equal(asset.headers.get("cache-control"), "public, max-age=31536000, immutable");
         assert.equal(asset.headers.get("content-encoding"), "br");
         await page.waitForSelector("html[data-routed]");
+        // the test app has no model configured: the start page says so (from /health's llm provider)
+        await page.locator("#start-offline").waitFor();
+        assert.match(await page.innerText("#start-offline"), /Offline mode/);
         await shot(page, "start");
       });
 
@@ -599,30 +602,30 @@ Deno.test({
         });
       });
 
-      await t.step(
-        "the open file and lines, and the Chat tab, stay in the address and a reload",
-        async () => {
-          const path = (await page.textContent("#file-title"))!;
-          const [start, end] = (await selectedRows(page))!;
-          const inAddress = (url: string) => {
-            const q = new URL(url).searchParams;
-            return q.get("file") === path && q.get("lines") === `${start}-${end}`;
-          };
-          assert.ok(inAddress(page.url()), `the address ${page.url()} names ${path}:${start}-${end}`);
-          await page.click("#share-link");
-          assert.ok(
-            inAddress(await page.evaluate(() => navigator.clipboard.readText())),
-            "the share link too",
-          );
-          await page.reload();
-          await page.waitForSelector("#file-panel:not([hidden]) #file-body tr.selected");
-          assert.equal(await page.textContent("#file-title"), path);
-          assert.deepEqual(await selectedRows(page), [start, end]);
-          assert.equal(await page.getAttribute("#tab-chat", "aria-selected"), "true");
-          await page.click("#file-close");
-          await page.waitForFunction(() => !new URLSearchParams(location.search).has("file"));
-        },
-      );
+      await t.step("the open file, its lines and the Chat tab stay in the address and a reload", async () => {
+        const path = (await page.textContent("#file-title"))!;
+        const [start, end] = (await selectedRows(page))!;
+        const inAddress = (url: string) => {
+          const q = new URL(url).searchParams;
+          return q.get("file") === path && q.get("lines") === `${start}-${end}`;
+        };
+        assert.ok(inAddress(page.url()), `the address ${page.url()} names ${path}:${start}-${end}`);
+        await page.click("#share-link");
+        assert.ok(
+          inAddress(await page.evaluate(() => navigator.clipboard.readText())),
+          "the share link too",
+        );
+        await page.reload();
+        await page.waitForSelector("#file-panel:not([hidden]) #file-body tr.selected");
+        assert.equal(await page.textContent("#file-title"), path);
+        assert.deepEqual(await selectedRows(page), [start, end]);
+        assert.equal(await page.getAttribute("#tab-chat", "aria-selected"), "true");
+        assert.equal(await page.isHidden("#expertise"), true, "Level does nothing on the Chat tab");
+        await page.click("#file-close");
+        await page.waitForFunction(() => !new URLSearchParams(location.search).has("file"));
+        // opened from the address, so there is no citation to go back to: focus goes to the content
+        assert.equal(await page.evaluate(() => document.activeElement?.id), "main");
+      });
 
       await t.step("a deep citation scrolls and selecting lines asks about them", async () => {
         await page.goto(`${served.url}/r/${repoId}?file=src/values.ts&lines=140-142`);

@@ -20,6 +20,8 @@ let current: { path: string; lines: number } | null = null;
 let selected: LineRange | null = null;
 let anchor: number | null = null;
 let loading: AbortController | null = null;
+/** What had focus when the file was opened (a citation, a tree entry), to go back to on close. */
+let opener: HTMLElement | null = null;
 /** The file (and lines) being shown or opened, for the address bar. */
 let shownFile: { path: string; lines?: LineRange } | null = null;
 let askHandler: (sel: { path: string; startLine: number; endLine: number }) => void = () => {};
@@ -78,6 +80,8 @@ export async function openFile(path: string, range?: LineRange): Promise<void> {
   if (!repo) return;
   const panel = byId("file-panel");
   const body = byId("file-body");
+  const active = document.activeElement;
+  if (active instanceof HTMLElement && active !== document.body && !panel.contains(active)) opener = active;
   panel.hidden = false;
   byId("workspace").classList.add("with-file");
   markTree(path);
@@ -224,5 +228,11 @@ export function initFileView(onAsk: typeof askHandler, onChange: () => void): vo
     if (!current || !selected) return;
     askHandler({ path: current.path, startLine: selected.start, endLine: selected.end });
   });
-  byId("file-close").addEventListener("click", closeFile);
+  byId("file-close").addEventListener("click", () => {
+    closeFile();
+    // Focus would stay on the now hidden button: back to what opened the file if it is still shown.
+    const back = opener?.isConnected && opener.offsetParent ? opener : byId("main");
+    opener = null;
+    back.focus();
+  });
 }

@@ -162,6 +162,7 @@ function initStart(): void {
 function initRepoView(): void {
   initTabs((kind: TabKind) => {
     if (kind !== "chat") showKind(kind as ArtifactKind);
+    byId("expertise-field").hidden = kind === "chat"; // the level shapes generated texts, not chat answers
     syncAddress();
   });
   onArtifactChange(syncAddress);
@@ -206,6 +207,12 @@ function initRepoView(): void {
   initChat();
 }
 
+/** On the start page, says so when the server has no language model (GET /health's llm provider). */
+async function noteOfflineServer(): Promise<void> {
+  const health = await getJson<{ llm?: { provider?: string } }>("/health").catch(() => null);
+  byId("start-offline").hidden = health?.llm?.provider !== "offline";
+}
+
 async function route(): Promise<void> {
   const path = location.pathname;
   const params = new URLSearchParams(location.search); // read now: showing a tab rewrites the address
@@ -227,16 +234,13 @@ async function route(): Promise<void> {
       if (artifact.options?.concept) byId<HTMLInputElement>("concept-input").value = artifact.options.concept;
       adoptArtifact(artifact);
       selectTab(artifact.kind);
-    } else if (path !== "/") {
-      setAddress("/");
-      showError(
-        alertArea(),
-        new ApiError(
-          404,
-          "not_found",
-          "Nothing is at that address. Paste a GitHub URL or drop an archive to start.",
-        ),
-      );
+    } else {
+      void noteOfflineServer();
+      if (path !== "/") {
+        setAddress("/");
+        const sorry = "Nothing is at that address. Paste a GitHub URL or drop an archive to start.";
+        showError(alertArea(), new ApiError(404, "not_found", sorry));
+      }
     }
     const file = params.get("file");
     if (file && state.repo) await openFile(file, parseLines(params.get("lines")));
