@@ -1,8 +1,8 @@
 /// <reference lib="dom" />
 /**
- * RepoLM's page. Reads location.pathname: `/` to start, `/r/:repoId[?file=…&lines=a-b]` for a
- * repository, `/a/:artifactId` for one overview, deck, podcast or explanation. Everything it shows
- * comes through the HTTP API (../shared/API.md).
+ * RepoLM's page. Reads location.pathname: `/` to start, `/r/:repoId[?tab=chat]` for a repository,
+ * `/a/:artifactId` for one overview, deck, podcast or explanation; either with `file=…&lines=a-b`
+ * while a file is open. Everything it shows comes through the HTTP API (../shared/API.md).
  */
 import type { ArtifactKind, Expertise, Repo } from "./api.ts";
 import { ApiError, getJson } from "./api.ts";
@@ -58,7 +58,8 @@ function syncAddress(): void {
   const query = new URLSearchParams(id || tab === "overview" ? {} : { tab });
   for (const [name, value] of Object.entries(fileParams())) query.set(name, value);
   const path = id ? `/a/${encodeURIComponent(id)}` : `/r/${encodeURIComponent(repo.id)}`;
-  setAddress(query.size ? `${path}?${query}` : path);
+  const search = query.toString();
+  setAddress(search ? `${path}?${search}` : path);
 }
 
 async function openRepo(repo: Repo, push: boolean): Promise<void> {
