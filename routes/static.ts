@@ -1,16 +1,16 @@
 /**
  * The web page: index.html for `/`, `/r/:repoId` and `/a/:artifactId` (the page reads the path; a
- * trailing slash is fine), and with a 404 for any other address a browser opens as a page (the page
- * then says "Not found"); and the bundled assets under `/assets/` with content-hashed names. Assets
- * are immutable for a year; the page is `no-cache` with an ETag, so a new build is picked up on the
- * next visit.
+ * trailing slash is fine), and with a 404 for other /r/… and /a/… addresses a browser opens as a
+ * page (the page then says "Not found"); and the bundled assets under `/assets/` with content-hashed
+ * names. Assets are immutable for a year; the page is `no-cache` with an ETag, so a new build is
+ * picked up on the next visit.
  * Everything is sent precompressed (br, else gzip) from the twins scripts/build_static.ts writes.
  *
  * The build output is read once per process and kept in memory (it is small and never changes
  * while the process runs: `deno task dev` restarts the server when static/dist/ changes).
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
+import type { Context, Next } from "hono";
 import { errorBody } from "../lib/errors.ts";
 
 interface Manifest {
@@ -38,6 +38,7 @@ interface Loaded {
 const DEFAULT_DIST = new URL("../static/dist/", import.meta.url);
 const HTML = "text/html; charset=utf-8";
 const IMMUTABLE = "public, max-age=31536000, immutable";
+const PAGE_PATH = /^\/[ra]\/[A-Za-z0-9_-]{1,128}\/?$/;
 
 async function readOptional(url: URL): Promise<Uint8Array<ArrayBuffer> | undefined> {
   try {
@@ -131,10 +132,19 @@ export function staticRoutes(options: { distDir?: URL } = {}) {
     return send(c, built.index, "no-cache", status);
   };
   app.get("/", (c) => page(c));
-  for (const path of ["/r/:repoId{[A-Za-z0-9_-]{1,128}}", "/a/:artifactId{[A-Za-z0-9_-]{1,128}}"]) {
-    app.get(path, (c) => page(c));
-    app.get(`${path}/`, (c) => page(c));
-  }
+  // The page reads /r/:repoId and /a/:artifactId, with a trailing slash too. Anything else under /r/
+  // or /a/ that a browser opens as a page gets the page with a 404 (the page then says "Not found");
+  // other clients get the app's JSON 404. No catch-all for every path: metrics name a request by the
+  // last route it matched, so one would hide the API's route names.
+  const pageOrNotFound = async (c: Context, next: Next) => {
+    if (PAGE_PATH.test(c.req.path)) return await page(c);
+    if (!c.req.header("accept")?.includes("text/html")) return await next();
+    const res = await page(c, 404);
+    res.headers.set("Vary", "Accept, Accept-Encoding"); // the same address answers JSON to other clients
+    return res;
+  };
+  app.get("/r/*", pageOrNotFound);
+  app.get("/a/*", pageOrNotFound);
 
   app.get("/assets/:file{[A-Za-z0-9._-]+}", async (c) => {
     const built = await load();
@@ -143,16 +153,6 @@ export function staticRoutes(options: { distDir?: URL } = {}) {
       return c.json(errorBody("not_found", "No such asset; reload the page to get the current ones."), 404);
     }
     return send(c, asset, IMMUTABLE);
-  });
-
-  // Any other address a browser opens as a page gets the page with a 404 (it says "Not found" and
-  // offers the start form); API and asset paths, and clients that do not ask for HTML, fall through
-  // to the app's JSON 404.
-  app.get("*", async (c, next) => {
-    const path = c.req.path;
-    const pageLike = c.req.header("accept")?.includes("text/html") && !/^\/(api|assets)\//.test(path);
-    if (pageLike) return await page(c, 404);
-    await next();
   });
 
   return app;

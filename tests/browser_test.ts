@@ -347,7 +347,7 @@ Deno.test({
       });
 
       await t.step("an unknown address shows the page saying Not found, not JSON", async () => {
-        const res = await page.goto(served.url + "/no/such/page");
+        const res = await page.goto(served.url + "/r/no%20such%20repository");
         assert.equal(res?.status(), 404);
         await page.locator("#alert .notice[data-code=not_found]").waitFor();
         assert.equal(new URL(page.url()).pathname, "/");

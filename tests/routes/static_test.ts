@@ -59,7 +59,7 @@ Deno.test("staticRoutes serves the page for /, /r/:id and /a/:id with no-cache a
   }
 });
 
-Deno.test("staticRoutes: a page request for an unknown address gets the page (which says Not found), never bare JSON", async () => {
+Deno.test("staticRoutes: a page request for a bad /r/ or /a/ address gets the page (it says Not found)", async () => {
   const dist = await fakeDist();
   try {
     const get = appFor(dist);
@@ -67,18 +67,15 @@ Deno.test("staticRoutes: a page request for an unknown address gets the page (wh
     const trailing = await get("/r/abc/", html);
     assert.equal(trailing.status, 200, "the page reads /r/:id/ too");
     assert.match(await trailing.text(), /app\.0123456789ab\.js/);
-    for (const path of ["/r/bad%20id", "/foo", "/a/x/y"]) {
+    for (const path of ["/r/bad%20id", "/r/abc/files", "/a/x/y", "/r/"]) {
       const res = await get(path, html);
       assert.equal(res.status, 404, path);
       assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8", path);
+      assert.equal(res.headers.get("vary"), "Accept, Accept-Encoding", path);
       assert.match(await res.text(), /app\.0123456789ab\.js/, path);
     }
-    for (
-      const [path, headers] of [["/api/nothing", html], ["/foo", { accept: "application/json" }], [
-        "/foo",
-        {},
-      ]] as const
-    ) {
+    const json = { accept: "application/json" };
+    for (const [path, headers] of [["/api/nothing", html], ["/r/bad%20id", json], ["/a/x/y", {}]] as const) {
       const res = await get(path, headers);
       assert.equal(res.status, 404, path);
       assert.equal(res.headers.get("content-type"), "application/json", `${path} stays JSON`);
