@@ -46,9 +46,12 @@ export function createApp(deps: AppDeps) {
   app.route("/api/repos", chatRoutes(deps));
   app.route("/api/artifacts", artifactRoutes(deps));
   app.route("/api/jobs", jobRoutes(deps));
-  app.route("/", staticRoutes());
+  const pages = staticRoutes();
+  app.route("/", pages.routes);
 
-  app.notFound((c) => c.json(errorBody("not_found", "Nothing is served at that address."), 404));
+  app.notFound((c) =>
+    pages.notFound(c) ?? c.json(errorBody("not_found", "Nothing is served at that address."), 404)
+  );
 
   app.onError((caught, c) => {
     const requestId = c.get("requestId");

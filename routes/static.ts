@@ -10,7 +10,7 @@
  * while the process runs: `deno task dev` restarts the server when static/dist/ changes).
  */
 import { Hono } from "hono";
-import type { Context, Next } from "hono";
+import type { Context } from "hono";
 import { errorBody } from "../lib/errors.ts";
 
 interface Manifest {
@@ -106,8 +106,18 @@ function send(c: Context, asset: Asset, cacheControl: string, status: 200 | 404 
   return new Response(c.req.method === "HEAD" ? null : variant.body, { status, headers });
 }
 
-/** Routes serving the page and its assets from `distDir` (default static/dist/). */
-export function staticRoutes(options: { distDir?: URL } = {}) {
+/** Paths that are never pages, whatever a client accepts. */
+const NOT_PAGES = /^\/(api|assets|admin)(\/|$)|^\/(health|metrics)$/;
+
+/**
+ * Routes serving the page and its assets from `distDir` (default static/dist/), and the answer for
+ * an address nothing else serves: a browser asking for a page gets the page with a 404 (the page
+ * then says "Not found"); anything else gets null, for the app's JSON 404.
+ */
+export function staticRoutes(options: { distDir?: URL } = {}): {
+  routes: Hono;
+  notFound(c: Context): Promise<Response> | null;
+} {
   const dist = options.distDir ?? DEFAULT_DIST;
   let loaded: Promise<Loaded | null> | null = null;
   const load = async () => {
@@ -132,19 +142,20 @@ export function staticRoutes(options: { distDir?: URL } = {}) {
     return send(c, built.index, "no-cache", status);
   };
   app.get("/", (c) => page(c));
-  // The page reads /r/:repoId and /a/:artifactId, with a trailing slash too. Anything else under /r/
-  // or /a/ that a browser opens as a page gets the page with a 404 (the page then says "Not found");
-  // other clients get the app's JSON 404. No catch-all for every path: metrics name a request by the
-  // last route it matched, so one would hide the API's route names.
-  const pageOrNotFound = async (c: Context, next: Next) => {
-    if (PAGE_PATH.test(c.req.path)) return await page(c);
-    if (!c.req.header("accept")?.includes("text/html")) return await next();
-    const res = await page(c, 404);
-    res.headers.set("Vary", "Accept, Accept-Encoding"); // the same address answers JSON to other clients
-    return res;
+  // The page reads /r/:repoId and /a/:artifactId, with a trailing slash too. (Unknown addresses are
+  // answered by `notFound`, not a catch-all route: metrics name a request by the last route it
+  // matched, so one would hide the API's route names.)
+  app.get("/r/*", (c, next) => (PAGE_PATH.test(c.req.path) ? page(c) : next()));
+  app.get("/a/*", (c, next) => (PAGE_PATH.test(c.req.path) ? page(c) : next()));
+  const notFound = (c: Context) => {
+    const asksForPage = (c.req.method === "GET" || c.req.method === "HEAD") &&
+      !NOT_PAGES.test(c.req.path) && c.req.header("accept")?.includes("text/html");
+    if (!asksForPage) return null;
+    return page(c, 404).then((res) => {
+      res.headers.set("Vary", "Accept, Accept-Encoding"); // the same address answers JSON to other clients
+      return res;
+    });
   };
-  app.get("/r/*", pageOrNotFound);
-  app.get("/a/*", pageOrNotFound);
 
   app.get("/assets/:file{[A-Za-z0-9._-]+}", async (c) => {
     const built = await load();
@@ -155,5 +166,5 @@ export function staticRoutes(options: { distDir?: URL } = {}) {
     return send(c, asset, IMMUTABLE);
   });
 
-  return app;
+  return { routes: app, notFound };
 }

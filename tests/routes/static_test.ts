@@ -33,8 +33,12 @@ async function fakeDist(): Promise<URL> {
 
 function appFor(distDir: URL) {
   const app = new Hono();
-  app.route("/", staticRoutes({ distDir }));
-  app.notFound((c) => c.json(errorBody("not_found", "Nothing is served at that address."), 404)); // as routes/mod.ts
+  const pages = staticRoutes({ distDir });
+  app.route("/", pages.routes);
+  // as routes/mod.ts
+  app.notFound((c) =>
+    pages.notFound(c) ?? c.json(errorBody("not_found", "Nothing is served at that address."), 404)
+  );
   return (path: string, headers: Record<string, string> = {}) =>
     Promise.resolve(app.fetch(new Request(`http://local${path}`, { headers })));
 }
@@ -67,7 +71,7 @@ Deno.test("staticRoutes: a page request for a bad /r/ or /a/ address gets the pa
     const trailing = await get("/r/abc/", html);
     assert.equal(trailing.status, 200, "the page reads /r/:id/ too");
     assert.match(await trailing.text(), /app\.0123456789ab\.js/);
-    for (const path of ["/r/bad%20id", "/r/abc/files", "/a/x/y", "/r/"]) {
+    for (const path of ["/r/bad%20id", "/r/abc/files", "/a/x/y", "/r/", "/foo", "/docs/x.md"]) {
       const res = await get(path, html);
       assert.equal(res.status, 404, path);
       assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8", path);
@@ -75,7 +79,15 @@ Deno.test("staticRoutes: a page request for a bad /r/ or /a/ address gets the pa
       assert.match(await res.text(), /app\.0123456789ab\.js/, path);
     }
     const json = { accept: "application/json" };
-    for (const [path, headers] of [["/api/nothing", html], ["/r/bad%20id", json], ["/a/x/y", {}]] as const) {
+    const notPages = [
+      ["/api/nothing", html],
+      ["/assets/x", html],
+      ["/admin", html],
+      ["/foo", json],
+      ["/r/bad%20id", json],
+      ["/a/x/y", {}],
+    ] as const;
+    for (const [path, headers] of notPages) {
       const res = await get(path, headers);
       assert.equal(res.status, 404, path);
       assert.equal(res.headers.get("content-type"), "application/json", `${path} stays JSON`);
