@@ -3,7 +3,7 @@
  * retrieval index and the tree, all in one streaming pass with bounded memory. It writes only
  * under the repo's data generation; the caller makes the repo visible when this returns.
  */
-import { formatBytes, readArchive } from "./archive.ts";
+import { type ArchiveEntry, formatBytes, readArchive } from "./archive.ts";
 import { dropBlob, writeBlob } from "./blobs.ts";
 import { PermanentJobError } from "./errors.ts";
 import { detectLanguage, filePriority } from "./file_info.ts";
@@ -14,6 +14,7 @@ import { checkArchivePath, fitsPathLimit, isUnder } from "./paths.ts";
 import type { RepoStats } from "./repos.ts";
 import { IndexBuilder } from "./retrieval.ts";
 import { countTokens } from "./tokens.ts";
+import { type PlacedEntry, placeUnderTopFolder } from "./top_folder.ts";
 
 export interface IngestLimits {
   fileBytes: number;
@@ -41,8 +42,7 @@ export interface IngestInput {
   archive: ReadableStream<Uint8Array>;
   /**
    * Leading folders to drop from every path: 1 for GitHub's codeload archives; "top" for uploads,
-   * which drops the archive's top folder when its first entry is one (`repo-main/`), as tar and
-   * zip tools write it, and keeps any path outside it whole.
+   * which drops the archive's top folder when every entry is under one (lib/top_folder.ts).
    */
   stripSegments: number | "top";
   filters: FilterOptions;
@@ -73,12 +73,9 @@ function decodeText(bytes: Uint8Array): string | null {
   }
 }
 
-/** For an archive whose first entry is a lone top folder, strips that folder from the paths under it. */
-function topFolderStripper(first: { path: string; kind: string }): (raw: string) => number {
-  const m = /^([^/\\]+)[/\\]?$/.exec(first.path);
-  if (first.kind !== "directory" || !m || m[1] === "." || m[1] === "..") return () => 0;
-  const prefix = `${m[1]}/`;
-  return (raw) => (raw.replaceAll("\\", "/").startsWith(prefix) ? 1 : 0);
+/** Every entry with the same fixed strip. */
+async function* placeAll(entries: AsyncIterable<ArchiveEntry>, strip: number): AsyncGenerator<PlacedEntry> {
+  for await (const entry of entries) yield { entry, strip };
 }
 
 /** Runs the pipeline over one archive stream. Throws invalid_archive / repo_too_large on bad input. */
@@ -98,13 +95,12 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     maxEntryBytes: limits.fileBytes,
     maxDecompressedBytes: limits.decompressedBytes,
   });
-  let strip = (_raw: string) => (input.stripSegments === "top" ? 0 : input.stripSegments);
-  let first = true;
-  for await (const entry of entries) {
+  const placed = input.stripSegments === "top"
+    ? placeUnderTopFolder(entries)
+    : placeAll(entries, input.stripSegments);
+  for await (const { entry, strip } of placed) {
     input.signal.throwIfAborted();
-    if (first && input.stripSegments === "top") strip = topFolderStripper(entry);
-    first = false;
-    const checked = checkArchivePath(entry.path, strip(entry.path));
+    const checked = checkArchivePath(entry.path, strip);
     if (!checked.ok) {
       throw new PermanentJobError(
         "invalid_archive",

@@ -1054,6 +1054,44 @@ Deno.test("POST /api/repos/upload drops the archive's top folder when it starts 
       const repo = await uploadReady(app, "loose.tar", await buildTar(entries));
       assert.deepEqual(await paths(repo), ["README.md", "src/main.ts"]);
     });
+    await t.step("npm pack's package/ folder, with no folder entries, is dropped too", async () => {
+      const npm = entries.map((e) => ({ ...e, path: `package/${e.path}` }));
+      const repo = await uploadReady(app, "pkg-1.0.0.tgz", await buildTarGz(npm));
+      assert.deepEqual(await paths(repo), ["README.md", "src/main.ts"]);
+    });
+    await t.step("several folders, the first one a folder entry, keep their paths", async () => {
+      // as `tar czf x.tgz lib routes README.md` writes it: nothing may be merged into the root
+      const several: FixtureEntry[] = [
+        { path: "lib", type: "directory" },
+        { path: "lib/config.ts", content: "export const lib = 1;\n" },
+        { path: "routes", type: "directory" },
+        { path: "routes/config.ts", content: "export const routes = 1;\n" },
+        { path: "config.ts", content: "export const root = 1;\n" },
+      ];
+      for (
+        const archive of [
+          await buildTarGz(several),
+          buildZip(several.filter((e) => e.type !== "directory")),
+        ]
+      ) {
+        const repo = await uploadReady(app, archive[0] === 0x1f ? "several.tgz" : "several.zip", archive);
+        assert.deepEqual(await paths(repo), ["config.ts", "lib/config.ts", "routes/config.ts"]);
+        const root = await app.fetch(`/api/repos/${repo.id}/files/config.ts`);
+        assert.equal(await root.text(), "export const root = 1;\n");
+      }
+    });
+    await t.step("one top folder larger than the look-ahead is still dropped", async () => {
+      // 9 MB under proj/ (over the 8 MB held back), then a file outside it, which keeps its path
+      const big = Array.from({ length: 10 }, (_, i) => ({
+        path: `proj/data/part${i}.txt`,
+        content: `${"lorem ipsum dolor sit amet\n".repeat(34_000)}`,
+      }));
+      const archive = await buildTar([...big, { path: "NOTICE", content: "outside\n" }]);
+      const repo = await uploadReady(app, "big.tar", archive);
+      const listed = await paths(repo);
+      assert.equal(listed.length, 11);
+      assert.ok(listed.includes("data/part0.txt") && listed.includes("NOTICE"), listed.join(", "));
+    });
   } finally {
     await app.close();
   }

@@ -1,0 +1,62 @@
+/**
+ * An uploaded archive often wraps the repository in one top folder (`tar czf x.tgz proj/`, GitHub's
+ * Download ZIP, `npm pack`'s `package/`), which is dropped from every path; an archive of several
+ * folders and files (`tar czf x.tgz lib routes README.md`) keeps its paths. Whether every entry is
+ * under one folder is known only at the end, so entries are held back while they all are, up to a
+ * bounded look-ahead: the first entry outside the folder decides "keep"; reaching the end or the
+ * bound decides "drop" (past the bound, an entry outside the folder keeps its path).
+ */
+import type { ArchiveEntry } from "./archive.ts";
+import { checkArchivePath } from "./paths.ts";
+
+/** An entry and how many leading folders to drop from its path. */
+export interface PlacedEntry {
+  entry: ArchiveEntry;
+  strip: number;
+}
+
+const LOOKAHEAD_BYTES = 8 * 1024 * 1024;
+const LOOKAHEAD_ENTRIES = 5000;
+
+/** The folder the entry's path starts with (its first segment), or null for a file at the top. */
+function folderOf(entry: ArchiveEntry): string | null {
+  const checked = checkArchivePath(entry.path, 0);
+  if (!checked.ok || !checked.path) return null;
+  const slash = checked.path.indexOf("/");
+  if (slash >= 0) return checked.path.slice(0, slash);
+  return entry.kind === "directory" ? checked.path : null;
+}
+
+/** `entries` with the strip that drops the archive's top folder when it has exactly one. */
+export async function* placeUnderTopFolder(
+  entries: AsyncIterable<ArchiveEntry>,
+): AsyncGenerator<PlacedEntry> {
+  let top: string | null | undefined;
+  let decided: "drop" | "keep" | null = null;
+  let held: ArchiveEntry[] = [];
+  let heldBytes = 0;
+  const release = function* (strip: number) {
+    for (const entry of held) yield { entry, strip };
+    held = [];
+  };
+  for await (const entry of entries) {
+    const folder = folderOf(entry);
+    if (top === undefined) top = folder;
+    const under = top !== null && folder === top;
+    if (decided === "drop") {
+      yield { entry, strip: under ? 1 : 0 };
+    } else if (decided === "keep" || !under) {
+      decided = "keep";
+      yield* release(0);
+      yield { entry, strip: 0 };
+    } else {
+      held.push(entry);
+      heldBytes += entry.content?.byteLength ?? 0;
+      if (heldBytes > LOOKAHEAD_BYTES || held.length > LOOKAHEAD_ENTRIES) {
+        decided = "drop";
+        yield* release(1);
+      }
+    }
+  }
+  yield* release(1);
+}
