@@ -16,6 +16,18 @@ export interface BlobMeta {
   info?: Record<string, unknown>;
 }
 
+/**
+ * `bytes` in a buffer of its own. A view stored inside an object (the inline bytes of the metadata)
+ * is serialised with its whole underlying buffer, such as the 64 KB upload chunk a small stored zip
+ * entry is a view of; a byte array stored as a value on its own is not.
+ */
+function ownBuffer(bytes: Uint8Array): Uint8Array {
+  // a copy (not bytes.slice(): an upload's bytes may be a Node Buffer, whose slice is a view)
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? bytes
+    : new Uint8Array(bytes);
+}
+
 /** Queues the writes for one blob on `batch`; the caller's `flush` commits them. */
 export async function writeBlob(
   batch: KvBatch,
@@ -27,7 +39,7 @@ export async function writeBlob(
   if (bytes.byteLength <= PART_BYTES) {
     await batch.set(
       base,
-      { size: bytes.byteLength, parts: 0, inline: bytes, info } satisfies BlobMeta,
+      { size: bytes.byteLength, parts: 0, inline: ownBuffer(bytes), info } satisfies BlobMeta,
       expireIn,
     );
     return;

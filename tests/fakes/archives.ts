@@ -61,10 +61,11 @@ export async function buildTarGz(
 /**
  * A zip of the entries (Unix attributes: symlinks are stored entries whose content is the target, with
  * mode 0o120777). Zip has no hard links and fflate takes entries as object keys, so duplicate paths throw.
+ * `store`: every entry stored uncompressed, as `zip -0` (and zip tools for tiny files) write them.
  */
 export function buildZip(
   entries: FixtureEntry[],
-  opts: Pick<ArchiveOptions, "prefix"> = {},
+  opts: Pick<ArchiveOptions, "prefix"> & { store?: boolean } = {},
 ): Uint8Array<ArrayBuffer> {
   const prefix = normalizePrefix(opts.prefix);
   const files: Zippable = Object.create(null);
@@ -75,7 +76,7 @@ export function buildZip(
     if (Object.hasOwn(files, name)) throw new Error(`buildZip: duplicate path ${JSON.stringify(name)}`);
     files[name] = item;
   }
-  return zipSync(files);
+  return zipSync(files, opts.store ? { level: 0 } : {});
 }
 
 /** A tar.gz whose one file holds `decompressedBytes` zeros, compressed while read (2 GiB → 2 MB in ~1.5 s). */

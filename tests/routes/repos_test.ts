@@ -1054,6 +1054,16 @@ Deno.test("POST /api/repos/upload drops the archive's top folder when it starts 
       const repo = await uploadReady(app, "loose.tar", await buildTar(entries));
       assert.deepEqual(await paths(repo), ["README.md", "src/main.ts"]);
     });
+    await t.step("zip entries stored uncompressed, small and large, as zip -0 writes them", async () => {
+      // a small stored entry is a view into the upload's chunk: it must be stored on its own
+      const stored = [...entries, { path: "data/big.txt", content: "lorem ipsum\n".repeat(10_000) }];
+      const repo = await uploadReady(app, "stored.zip", buildZip(stored, { store: true }));
+      assert.deepEqual(await paths(repo), ["README.md", "data/big.txt", "src/main.ts"]);
+      assert.equal(
+        await (await app.fetch(`/api/repos/${repo.id}/files/src/main.ts`)).text(),
+        entries[1].content,
+      );
+    });
     await t.step("npm pack's package/ folder, with no folder entries, is dropped too", async () => {
       const npm = entries.map((e) => ({ ...e, path: `package/${e.path}` }));
       const repo = await uploadReady(app, "pkg-1.0.0.tgz", await buildTarGz(npm));
