@@ -200,14 +200,48 @@ export function limitStreams(deps: Pick<AppDeps, "kv" | "config">): MiddlewareHa
 const ARTIFACT_POST = /^\/api\/repos\/([A-Za-z0-9_-]{1,64})\/artifacts\/?$/;
 const AUDIO_GET = /^\/api\/artifacts\/[^/]+\/audio\/?$/;
 
+/** The most of a body `peekJson` reads (the artifacts route itself takes 4 KiB). */
+const PEEK_BYTES = 16 * 1024;
+
+/**
+ * Reads the JSON body once, up to PEEK_BYTES (413 beyond, without reading the rest: a chunked body
+ * has no Content-Length to check), and puts the bytes back as the request's body for the handler.
+ * Null when it is not JSON. (A clone() would tee the stream and buffer all of the unread branch.)
+ */
+async function peekJson(c: AnyContext): Promise<unknown> {
+  const stream = c.req.raw.body;
+  if (!stream) return null;
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    total += r.value.byteLength;
+    if (total > PEEK_BYTES) {
+      reader.cancel().catch(() => {});
+      throw new AppError(413, "body_too_large", `The body is limited to ${PEEK_BYTES} bytes.`);
+    }
+    chunks.push(r.value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  c.req.raw = new Request(c.req.raw, { body: bytes });
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+}
+
 /** The optional kind a request would start, or null (not optional, or the artifact is finished). */
 async function optionalKindOf(deps: AppDeps, c: AnyContext): Promise<string | null> {
   if ((c.req.method === "GET" || c.req.method === "HEAD") && AUDIO_GET.test(c.req.path)) return "audio";
   const m = c.req.method === "POST" ? ARTIFACT_POST.exec(c.req.path) : null;
-  if (!m || Number(c.req.header("content-length") ?? 0) > 16 * 1024) return null;
-  const body = await c.req.raw.clone().json().catch(() => null) as
-    | { kind?: unknown; expertise?: unknown; concept?: unknown }
-    | null;
+  if (!m || Number(c.req.header("content-length") ?? 0) > PEEK_BYTES) return null;
+  const body = await peekJson(c) as { kind?: unknown; expertise?: unknown; concept?: unknown } | null;
   const kind = body?.kind;
   if (typeof kind !== "string" || !isOptionalKind(kind)) return null;
   const expertise = typeof body?.expertise === "string" ? body.expertise : "intermediate";

@@ -456,6 +456,43 @@ Deno.test("traffic: shedding refuses new optional kinds with 503 while overview,
   }
 });
 
+Deno.test("traffic: while shedding, a chunked artifact request body is read only up to its limit (413), not buffered whole", async () => {
+  const app = await startTestApp({ startWorker: false });
+  useShedder(
+    app.deps,
+    new Shedder(
+      {
+        queue: () => Promise.resolve({ depth: 25, oldestAgeSeconds: 0 }),
+        loopDelayMs: () => 0,
+        circuit: () => Promise.resolve("closed" as CircuitState),
+      },
+      { shedQueueDepth: 10, shedQueueAgeMs: 0, shedLoopDelayMs: 0, shedOnCircuit: false },
+      0,
+    ),
+  );
+  try {
+    // 4 MiB in 1 KiB chunks, with no Content-Length
+    const chunks = 4096;
+    let pulls = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (++pulls > chunks) controller.close();
+        else controller.enqueue(new Uint8Array(1024).fill(0x20));
+      },
+    }, { highWaterMark: 0 });
+    const res = await app.json<ErrorBody>("/api/repos/AAAAAAAAAAAAAAAAAAAAAA/artifacts", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    assert.equal(res.status, 413);
+    assert.equal(res.body.error.code, "body_too_large");
+    assert.ok(pulls < 64, `read ${pulls} of ${chunks} chunks`);
+  } finally {
+    await app.close();
+  }
+});
+
 /** Parses Prometheus text into `name{labels}` → value, checking every line's syntax. */
 export function parseMetrics(text: string): Map<string, number> {
   const out = new Map<string, number>();
