@@ -59,6 +59,9 @@ export interface IngestResult {
   indexShards: number;
 }
 
+/** How often the pipeline lets the event loop run other work, in archive entries. */
+const YIELD_EVERY_ENTRIES = 1000;
+
 function tooLarge(what: string): PermanentJobError {
   return new PermanentJobError("repo_too_large", `The repository is larger than the limit of ${what}.`, 422);
 }
@@ -88,8 +91,23 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   const stored = new Map<string, TreeFile>();
   const stats: RepoStats = { files: 0, skipped: 0, bytes: 0, tokens: 0, languages: {} };
   let fileEntries = 0;
+  let linkEntries = 0;
+  let entriesRead = 0;
   let storedBytes = 0;
-  const skip = (path: string, reason: SkipReason) => tree.skipped.push({ path, reason });
+  /**
+   * Skipped paths in the order skipped. As when a tar is extracted, the last entry for a path wins:
+   * skipping a path drops a file stored under it, and storing one takes it off this list.
+   */
+  const skipped = new Map<string, SkipReason>();
+  const skip = async (path: string, reason: SkipReason) => {
+    const file = stored.get(path);
+    if (file) {
+      await dropBlob(batch, keys.repoFile(repoId, gen, path), file.bytes);
+      stored.delete(path);
+    }
+    skipped.delete(path);
+    skipped.set(path, reason);
+  };
 
   const entries = readArchive(input.archive, {
     maxEntryBytes: limits.fileBytes,
@@ -100,6 +118,8 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     : placeAll(entries, input.stripSegments);
   for await (const { entry, strip } of placed) {
     input.signal.throwIfAborted();
+    // entries read from a buffered chunk follow each other without a pause: let other work run
+    if (++entriesRead % YIELD_EVERY_ENTRIES === 0) await new Promise((r) => setTimeout(r, 0));
     const checked = checkArchivePath(entry.path, strip);
     if (!checked.ok) {
       throw new PermanentJobError(
@@ -111,37 +131,34 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     const path = checked.path;
     if (!path || entry.kind === "directory") continue;
     if (input.filters.subpath && !isUnder(path, input.filters.subpath)) continue;
+    if (entry.kind !== "file" && ++linkEntries > limits.files) {
+      throw tooLarge(`${limits.files} links and special files`);
+    }
     if (entry.kind === "symlink") {
-      // a zip names its symlinks at its end, after their entries went by as files: undo those
-      const file = stored.get(path);
-      if (file) {
-        await dropBlob(batch, keys.repoFile(repoId, gen, path), file.bytes);
-        stored.delete(path);
-      }
-      tree.skipped = tree.skipped.filter((s) => s.path !== path);
-      skip(path, "symlink");
+      // (a zip names its symlinks at its end, after their entries went by as files: this undoes them)
+      await skip(path, "symlink");
       continue;
     }
     if (entry.kind !== "file") continue;
     if (++fileEntries > limits.files) throw tooLarge(`${limits.files} files`);
     await input.onFile?.(fileEntries);
     if (!fitsPathLimit(path)) {
-      skip(path.slice(0, 200), "limit");
+      await skip(path.slice(0, 200), "limit");
       continue;
     }
     const byPath = skipFor(path);
     if (byPath) {
-      skip(path, byPath);
+      await skip(path, byPath);
       continue;
     }
     if (entry.size > limits.fileBytes || !entry.content) {
-      skip(path, "too_large");
+      await skip(path, "too_large");
       continue;
     }
     const text = decodeText(entry.content);
     const byContent = text === null ? "binary" : contentFilter(entry.content, text);
     if (byContent || text === null) {
-      skip(path, byContent ?? "binary");
+      await skip(path, byContent ?? "binary");
       continue;
     }
     storedBytes += entry.content.byteLength;
@@ -157,10 +174,12 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     };
     await writeBlob(batch, keys.repoFile(repoId, gen, path), entry.content, { ...file });
     stored.set(path, file);
+    skipped.delete(path);
     await index.add(path, text);
   }
 
   tree.files = [...stored.values()].sort((a, b) => a.path.localeCompare(b.path));
+  tree.skipped = Array.from(skipped, ([path, reason]) => ({ path, reason }));
   for (const f of tree.files) {
     stats.bytes += f.bytes;
     stats.tokens += f.tokens;

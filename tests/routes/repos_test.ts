@@ -874,6 +874,15 @@ Deno.test("POST /api/repos/upload refuses bad archives with 400/413/422 and stor
         422,
         "repo_too_large",
       ],
+      [
+        "more symlinks than allowed",
+        "links.tar.gz",
+        await buildTarGz(
+          Array.from({ length: 6 }, (_, i) => ({ path: `l${i}`, type: "symlink", linkTarget: "README.md" })),
+        ),
+        422,
+        "repo_too_large",
+      ],
       ["a gzip bomb", "bomb.tar.gz", await bytesOf(gzipBomb(16 << 20)), 422, "repo_too_large"],
       [
         "a zip bomb",
