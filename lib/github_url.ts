@@ -10,7 +10,10 @@ export interface GitHubTarget {
 
 const OWNER = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
 const NAME = /^[A-Za-z0-9._-]{1,100}$/;
-const SAFE_SEGMENT = /^[^\0\\]+$/;
+/** One decoded segment of a URL's ref or subpath: no NUL, no backslash, no slash (`..%2F..` is not one). */
+const SAFE_SEGMENT = /^[^\0\\/]+$/;
+/** An explicit ref, which may have several segments (`feature/x`). */
+const SAFE_REF = /^[^\0\\]+$/;
 
 function invalid(
   message = "That is not a GitHub repository URL. Use https://github.com/OWNER/REPO or OWNER/REPO.",
@@ -83,7 +86,7 @@ function validated(owner: string, name: string, treePath: string[]): GitHubTarge
 export function withExplicitRef(target: GitHubTarget, ref: string | undefined): GitHubTarget {
   if (!ref) return target;
   // isWellFormed: a lone surrogate (valid in JSON) cannot be URL-encoded for the GitHub API
-  if (!ref.isWellFormed() || !SAFE_SEGMENT.test(ref) || ref.split("/").some((s) => s === ".." || s === "")) {
+  if (!ref.isWellFormed() || !SAFE_REF.test(ref) || ref.split("/").some((s) => s === ".." || s === "")) {
     throw new BadRequestError("invalid_url", "That ref is not a valid branch, tag or commit name.");
   }
   const path = [target.ref, target.subpath].filter(Boolean).join("/");

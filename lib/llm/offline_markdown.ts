@@ -88,12 +88,14 @@ function inline(tokens: Token[] | undefined, mode: "markdown" | "plain"): string
 /** Text of an HTML block, one entry per visual line, for READMEs that put their tagline in `<p>`. */
 function htmlLines(html: string): string[] {
   return html
-    .replace(/<!--[\s\S]*?-->/g, "")
+    // an unclosed `<!--` hides the rest, and `[^<>]` keeps each tag match from rescanning the text:
+    // both stay linear however many unclosed starts a README has
+    .replace(/<!--(?:[^-]|-(?!->))*(?:-->|$)/g, "")
     .replace(
-      /<(br|\/?p|\/?div|\/?h\d|\/?li|\/?ul|\/?table|\/?tr|\/?td|\/?summary|\/?details)\b[^>]*>/gi,
+      /<(br|\/?p|\/?div|\/?h\d|\/?li|\/?ul|\/?table|\/?tr|\/?td|\/?summary|\/?details)\b[^<>]*>/gi,
       "\n",
     )
-    .replace(/<[^>]*>/g, "")
+    .replace(/<[^<>]*>/g, "")
     .split("\n")
     .map((line) => squash(decodeEntities(line)))
     .filter(Boolean);

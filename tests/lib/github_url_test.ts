@@ -70,6 +70,9 @@ Deno.test("parseGitHubUrl answers 400 invalid_url for malformed input", async (t
       "https://github.com/-bad/x",
       "a/b c",
       "https://github.com/a/b/tree/%E0%A4%A",
+      // one segment that decodes to several: a ref of ../../../users/x
+      "https://github.com/a/b/tree/..%2F..%2F..%2Fusers%2Fx",
+      "https://github.com/a/b/tree/main/src%2F..%2F..",
     ]
   ) {
     await t.step(

@@ -345,6 +345,15 @@ Deno.test("manifest parsers", async (t) => {
   });
 });
 
+Deno.test("readmeIntro reads an HTML header whose comment or tag is never closed", () => {
+  const tagline = "A small library that parses configuration files into typed objects quickly.";
+  const header = (tail: string) => `<p align="center">${tagline}</p>\n${tail}\n\n# Title\n`;
+  // an unclosed comment hides the rest of the block, as a browser shows it
+  assert.deepEqual(readmeIntro(header("<!-- " + "never closed ".repeat(50))), [tagline]);
+  // thousands of unclosed starts (once quadratic: seconds of blocked event loop per artifact)
+  assert.deepEqual(readmeIntro(header("<!--   <p   <b ".repeat(5000))), [tagline]);
+});
+
 Deno.test("readmeIntro skips badges, HTML layout, navigation and install sections", () => {
   const intro = readmeIntro(`<p align="center">
   <img src="logo.svg" />
