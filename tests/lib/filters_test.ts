@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { contentFilter, pathFilter } from "../../lib/filters.ts";
+import { contentFilter, globMatcher, pathFilter, validGlobs } from "../../lib/filters.ts";
 
 Deno.test("pathFilter gives each default rule its API.md reason", () => {
   const skip = pathFilter({});
@@ -31,6 +31,60 @@ Deno.test("pathFilter applies include and exclude globs; an include overrides de
   assert.equal(skip("docs/a.md"), "ignored");
   assert.equal(skip("dist/out.js"), null);
   assert.equal(skip("src/.env"), "secret");
+});
+
+Deno.test("globs: ordinary patterns are accepted and match", () => {
+  const cases: [string, string[], string[]][] = [
+    ["src/**", ["src", "src/a.ts", "src/x/y.ts"], ["lib/src/a.ts", "srcx/a"]],
+    ["**/*.test.ts", ["a.test.ts", "x/y/a.test.ts"], ["a.ts", "x/a.test.tsx"]],
+    ["docs/**/*.md", ["docs/a.md", "docs/x/y/a.md"], ["docs/a.txt", "a.md"]],
+    ["*.min.*", ["a.min.js"], ["x/a.min.js", "a.js"]],
+    ["{a,b}/**", ["a/q", "b/q/r"], ["c/q"]],
+    ["!**/vendor/**", ["src/a", "vendors/x"], ["vendor/x", "a/vendor/x"]],
+    ["src/{lib,test}/**/*.{ts,tsx}", ["src/lib/a.tsx", "src/test/x/y.ts"], ["src/lib/a.js", "src/x/a.ts"]],
+    ["[a-c]?/*", ["ab/x", "cc/y"], ["db/x", "ab/x/y"]],
+    ["[!a]*", ["b", "x.ts"], ["a.ts"]],
+    ["a\\*b", ["a*b"], ["axb"]],
+  ];
+  for (const [glob, yes, no] of cases) {
+    assert.ok(validGlobs([glob]), glob);
+    const match = globMatcher([glob]);
+    for (const path of yes) assert.ok(match(path), `${glob} matches ${path}`);
+    for (const path of no) assert.ok(!match(path), `${glob} does not match ${path}`);
+  }
+});
+
+Deno.test("globs: extglobs, ranges and oversized patterns are a 400 that says what globs may use", () => {
+  for (const glob of ["+(a|b)", "src/*(x)", "!(a)", "@(a)", "?(a)", "{1..3}", "[[:alpha:]]", "[z-a]", "!"]) {
+    assert.throws(() => validGlobs(["src/**", glob]), (e: Error & { status?: number; code?: string }) => {
+      assert.equal(e.code, "invalid_request", glob);
+      assert.match(e.message, /\*\* \(any folders\)/);
+      return true;
+    });
+  }
+  assert.throws(() => validGlobs(["{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}"]), /at most 32/);
+  assert.throws(() => validGlobs(["**/" + "?/".repeat(129)]), /at most 128 folder names/);
+});
+
+Deno.test("globs: no accepted pattern backtracks (a match is linear in the pattern and the path)", () => {
+  const evil = "**a".repeat(20) + "**b";
+  const worst: [string, string][] = [
+    // picomatch took 2.5 s for 34 a's, 16 s for 36, and did not finish 40
+    [evil, "a".repeat(34)],
+    [evil, "a".repeat(1024)],
+    // three globstars with a folder between each: 6 s on a 600-byte path
+    ["**/x/**/x/**/x/**/z", "x/".repeat(511) + "y"],
+    ["**/*x*y/**/*x*y/**/*x*z", "xxxxxxxy/".repeat(113) + "y"],
+    ["{,}{,}{,}{,}{,}**/?/?/z/**", "x/".repeat(511) + "y"],
+    ["**/" + "?/".repeat(126) + "z", "x/".repeat(511) + "y"],
+  ];
+  for (const [glob, path] of worst) {
+    assert.ok(validGlobs([glob]), glob);
+    const started = performance.now();
+    assert.equal(pathFilter({ include: [glob] })(path), "ignored");
+    const ms = performance.now() - started;
+    assert.ok(ms < 200, `${glob.slice(0, 30)}… took ${ms.toFixed(0)} ms`);
+  }
 });
 
 Deno.test("contentFilter sniffs binary content and embedded private keys", () => {
