@@ -35,8 +35,26 @@ export function uploadTooLarge(limit: number): LimitError {
   return new LimitError(413, "upload_too_large", `Uploads are limited to ${formatBytes(limit)}.`);
 }
 
+/** A form field's globs: one per line or comma-separated (a comma inside `{a,b}` is the glob's). */
+function splitGlobs(value: string): string[] {
+  const list: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i <= value.length; i++) {
+    const ch = value[i];
+    if (ch === "{") depth++;
+    else if (ch === "}") depth = Math.max(0, depth - 1);
+    else if (i === value.length || ch === "\n" || (ch === "," && depth === 0)) {
+      list.push(value.slice(start, i).trim());
+      start = i + 1;
+      if (ch === "\n") depth = 0;
+    }
+  }
+  return list.filter(Boolean);
+}
+
 function globsFrom(value: string): string[] {
-  const list = value.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+  const list = splitGlobs(value);
   if (list.length > 50 || list.some((g) => g.length > 200) || !validGlobs(list)) {
     throw new BadRequestError("invalid_request", "include/exclude must be up to 50 glob patterns.");
   }

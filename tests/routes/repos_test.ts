@@ -831,6 +831,12 @@ Deno.test("POST /api/repos/upload ingests .tar.gz, .tgz, .tar and .zip and serve
       const body = await res.json() as { repo: Repo };
       assert.equal(res.status, 200);
       assert.equal(body.repo.stats.files, 2);
+      // comma-separated, with a comma inside a {…} list that belongs to its glob
+      const braces = await upload(app, "f.tar.gz", await buildTarGz(DEMO), {
+        include: "{src,tests}/**, README.md",
+      });
+      assert.equal(braces.status, 200);
+      assert.equal(((await braces.json()) as { repo: Repo }).repo.stats.files, 4);
     });
   } finally {
     await app.close();
