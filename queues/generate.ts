@@ -28,6 +28,7 @@ import {
 } from "../lib/quota.ts";
 import type { Logger } from "../lib/log.ts";
 import { requireReadyRepo } from "../lib/repos.ts";
+import { concatBytes } from "../lib/bytes.ts";
 import type { JobContext, JobHandler } from "./worker.ts";
 
 export interface GenerateDeps {
@@ -98,21 +99,24 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
     const estimate = context.files.reduce((n, f) => n + f.tokens, 0) + OUTPUT_TOKENS;
     const grant = provider.offline ? null : await acquire(estimate);
     let reservation: TokenReservation | null = null;
+    let writer: ArtifactWriter;
+    // the grant renews its slot while held: every way out before the model call must release it
     try {
       if (!provider.offline) reservation = await reserveFor(kv, clock, job, estimate);
+      await ctx.progress("generating", 0, 1);
+      writer = new ArtifactWriter(
+        kv,
+        art,
+        ctx.leaseCheck,
+        ctx.leaseLost,
+        await readText(kv, art),
+        deps.writer,
+      );
     } catch (e) {
       await grant?.release(0);
+      if (reservation) await settleTokens(kv, reservation, 0);
       throw e;
     }
-    await ctx.progress("generating", 0, 1);
-    const writer = new ArtifactWriter(
-      kv,
-      art,
-      ctx.leaseCheck,
-      ctx.leaseLost,
-      await readText(kv, art),
-      deps.writer,
-    );
     let usage: Usage = { inputTokens: 0, outputTokens: 0 };
     let done: ArtifactRecord;
     try {
@@ -169,12 +173,7 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
         );
         recordModelCall(provider.name, "speech");
       }
-      const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-      let offset = 0;
-      for (const p of parts) {
-        bytes.set(p, offset);
-        offset += p.byteLength;
-      }
+      const bytes = concatBytes(parts);
       const expireIn = timeLeft(art, clock.now());
       await putBlob(kv, keys.artifactData(art.id, "audio"), bytes, { contentType: "audio/mpeg" }, expireIn);
       audio = { status: "ready", bytes: bytes.byteLength };
