@@ -34,12 +34,13 @@ export class ModelBudget {
   /** Takes a slot and reserves `estimatedTokens` in this minute's window, or says how long to wait. */
   async tryAcquire(estimatedTokens: number): Promise<BudgetGrant | BudgetWait> {
     const minute = Math.floor(this.clock.now() / 60_000);
-    if (!(await this.#reserveTokens(minute, estimatedTokens))) {
+    // a grant of no tokens (speech) has nothing to reserve in the window
+    if (estimatedTokens > 0 && !(await this.#reserveTokens(minute, estimatedTokens))) {
       return { waitMs: (minute + 1) * 60_000 - this.clock.now() + 50, reason: "tokens_per_minute" };
     }
     const slot = await this.#takeSlot();
     if (slot === null) {
-      await this.#reserveTokens(minute, -estimatedTokens);
+      if (estimatedTokens > 0) await this.#reserveTokens(minute, -estimatedTokens);
       return { waitMs: 500 + Math.random() * 1500, reason: "calls_in_flight" };
     }
     const hold = new SlotHold(this.kv, this.clock, slot, this.options.slotLeaseMs);
