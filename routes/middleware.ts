@@ -9,6 +9,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { routePath } from "hono/route";
+import { concatBytes } from "../lib/bytes.ts";
 import { secretMatches } from "../lib/api_keys.ts";
 import { artifactId } from "../lib/artifacts.ts";
 import { streamCapsFor } from "../lib/caps.ts";
@@ -222,13 +223,8 @@ async function peekJson(c: AnyContext): Promise<unknown> {
     }
     chunks.push(r.value);
   }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  c.req.raw = new Request(c.req.raw, { body: bytes });
+  const bytes = concatBytes(chunks, total);
+  c.req.raw = new Request(c.req.raw, { body: bytes as Uint8Array<ArrayBuffer> });
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
   } catch {
