@@ -135,15 +135,15 @@ export function contentFilter(bytes: Uint8Array, text?: string): SkipReason | nu
 }
 
 /** What the user's globs may use, for the 400 that refuses one. */
-export const GLOB_SYNTAX =
+const GLOB_SYNTAX =
   "globs may use * (within a folder), ** (any folders), ?, [abc], [!abc], {a,b} lists and a leading ! to negate; " +
   "extglobs such as +(…) and ranges such as {1..3} are not supported";
 
 /**
- * Checks the user's glob patterns, so a bad one is a 400 rather than a failed job: true, or a
+ * Checks the user's glob patterns, so a bad one is a 400 rather than a failed job: throws a
  * BadRequestError naming the pattern and what globs may use.
  */
-export function validGlobs(patterns: string[]): boolean {
+export function assertValidGlobs(patterns: string[]): void {
   for (const p of patterns) {
     try {
       compileGlob(p);
@@ -155,7 +155,6 @@ export function validGlobs(patterns: string[]): boolean {
       );
     }
   }
-  return true;
 }
 
 /** Matches a path against any of `patterns`, as picomatch with `{ dot: true }` did (but `[!a]` is a negated class). */

@@ -15,7 +15,7 @@ import { ingestArchive, type IngestLimits } from "./ingest.ts";
 import { keys } from "./keys.ts";
 import { KvBatch } from "./kv_util.ts";
 import { deleteRepoData, type RepoRecord, saveRepo } from "./repos.ts";
-import { validGlobs } from "./filters.ts";
+import { assertValidGlobs } from "./filters.ts";
 
 export interface UploadDeps {
   kv: Deno.Kv;
@@ -55,9 +55,10 @@ function splitGlobs(value: string): string[] {
 
 function globsFrom(value: string): string[] {
   const list = splitGlobs(value);
-  if (list.length > 50 || list.some((g) => g.length > 200) || !validGlobs(list)) {
+  if (list.length > 50 || list.some((g) => g.length > 200)) {
     throw new BadRequestError("invalid_request", "include/exclude must be up to 50 glob patterns.");
   }
+  assertValidGlobs(list);
   return list;
 }
 

@@ -7,7 +7,7 @@ import { clientOf } from "../lib/client.ts";
 import type { AppDeps } from "../lib/deps.ts";
 import { digestStream, readTree } from "../lib/digest.ts";
 import { AppError, NotFoundError } from "../lib/errors.ts";
-import { validGlobs } from "../lib/filters.ts";
+import { assertValidGlobs } from "../lib/filters.ts";
 import { keys } from "../lib/keys.ts";
 import { requestGitHubIngest } from "../lib/repo_requests.ts";
 import { fitsPathLimit } from "../lib/paths.ts";
@@ -15,10 +15,7 @@ import { publicRepo, requireReadyRepo, requireRepo } from "../lib/repos.ts";
 import { ingestUpload, uploadTooLarge } from "../lib/upload.ts";
 import { idParam, jsonBody } from "./validate.ts";
 
-const globs = z.array(z.string().min(1).max(200)).max(50).refine(
-  validGlobs,
-  "contains an invalid glob pattern",
-);
+const globs = z.array(z.string().min(1).max(200)).max(50);
 
 const ingestBody = z.object({
   url: z.string().min(1).max(2000),
@@ -36,6 +33,7 @@ export function repoRoutes(deps: AppDeps) {
 
   app.post("/", async (c) => {
     const body = await jsonBody(c, ingestBody, 16 * 1024);
+    assertValidGlobs([...body.include ?? [], ...body.exclude ?? []]);
     const answer = await requestGitHubIngest({
       kv,
       clock,
