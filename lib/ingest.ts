@@ -104,6 +104,7 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     if (file) {
       await dropBlob(batch, keys.repoFile(repoId, gen, path), file.bytes);
       stored.delete(path);
+      storedBytes -= file.bytes;
     }
     skipped.delete(path);
     skipped.set(path, reason);
@@ -143,7 +144,8 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     if (++fileEntries > limits.files) throw tooLarge(`${limits.files} files`);
     await input.onFile?.(fileEntries);
     if (!fitsPathLimit(path)) {
-      await skip(path.slice(0, 200), "limit");
+      // listed shortened, marked so that it can never name (and drop) a stored file
+      skipped.set(`${path.slice(0, 200)}…`, "limit");
       continue;
     }
     const byPath = skipFor(path);
@@ -161,7 +163,8 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
       await skip(path, byContent ?? "binary");
       continue;
     }
-    storedBytes += entry.content.byteLength;
+    // a path given again replaces its earlier file, bytes and all
+    storedBytes += entry.content.byteLength - (stored.get(path)?.bytes ?? 0);
     if (storedBytes > limits.totalBytes) {
       throw tooLarge(`${formatBytes(limits.totalBytes)} of stored files`);
     }

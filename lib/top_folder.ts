@@ -16,6 +16,7 @@ export interface PlacedEntry {
 }
 
 const LOOKAHEAD_BYTES = 8 * 1024 * 1024;
+const MACOS_METADATA = "__MACOSX";
 const LOOKAHEAD_ENTRIES = 5000;
 
 /** The folder the entry's path starts with (its first segment), or null for a file at the top. */
@@ -41,6 +42,12 @@ export async function* placeUnderTopFolder(
   };
   for await (const entry of entries) {
     const folder = folderOf(entry);
+    // macOS's zip adds __MACOSX/ beside the folder it zipped: it decides nothing (its AppleDouble
+    // files are skipped as binary)
+    if (folder === MACOS_METADATA) {
+      yield { entry, strip: 0 };
+      continue;
+    }
     if (top === undefined) top = folder;
     const under = top !== null && folder === top;
     if (decided === "drop") {

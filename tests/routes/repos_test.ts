@@ -1079,6 +1079,15 @@ Deno.test("POST /api/repos/upload drops the archive's top folder when it starts 
         entries[1].content,
       );
     });
+    await t.step("a macOS zip's __MACOSX/ folder does not keep the top folder", async () => {
+      const appleDouble = new Uint8Array([0, 5, 22, 7, 0, 2, 0, 0, 0, 0, 0, 0]);
+      const mac = [
+        ...entries.map((e) => ({ ...e, path: `proj/${e.path}` })),
+        { path: "__MACOSX/proj/._README.md", content: appleDouble },
+      ];
+      const repo = await uploadReady(app, "proj.zip", buildZip(mac));
+      assert.deepEqual(await paths(repo), ["README.md", "src/main.ts"]);
+    });
     await t.step("npm pack's package/ folder, with no folder entries, is dropped too", async () => {
       const npm = entries.map((e) => ({ ...e, path: `package/${e.path}` }));
       const repo = await uploadReady(app, "pkg-1.0.0.tgz", await buildTarGz(npm));
