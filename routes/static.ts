@@ -1,7 +1,7 @@
 /**
  * The web page: index.html for `/`, `/r/:repoId` and `/a/:artifactId` (the page reads the path; a
- * trailing slash is fine), and with a 404 for other /r/… and /a/… addresses a browser opens as a
- * page (the page then says "Not found"); and the bundled assets under `/assets/` with content-hashed
+ * trailing slash is fine), and with a 404 for any other address a browser opens as a page that
+ * nothing else serves (the page then says "Not found"); and the bundled assets under `/assets/` with content-hashed
  * names. Assets are immutable for a year; the page is `no-cache` with an ETag, so a new build is
  * picked up on the next visit.
  * Everything is sent precompressed (br, else gzip) from the twins scripts/build_static.ts writes.
