@@ -165,7 +165,7 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
         parts.push(
           await resilientCall(
             () => speech(text, voice, ctx.signal),
-            models.circuit,
+            models.speechCircuit,
             ctx.signal,
             models.retry,
             (e) => recordModelCall(provider.name, "speech", {}, failureCode(e)),

@@ -20,15 +20,17 @@ export function createModels(config: Config, kv: Deno.Kv, clock: Clock, offline:
       ttsModel: c.ttsModel,
     })
     : offline;
+  const circuitOptions = {
+    threshold: c.circuitThreshold,
+    cooldownMs: c.circuitCooldownMs,
+    probeMs: c.timeoutMs,
+  };
   return {
     llm,
     offline,
     fallbackToOffline: c.fallbackToOffline,
-    circuit: new Circuit(kv, clock, llm.name, {
-      threshold: c.circuitThreshold,
-      cooldownMs: c.circuitCooldownMs,
-      probeMs: c.timeoutMs,
-    }),
+    circuit: new Circuit(kv, clock, llm.name, circuitOptions),
+    speechCircuit: new Circuit(kv, clock, `${llm.name}:speech`, circuitOptions),
     budget: new ModelBudget(kv, clock, {
       maxInFlight: c.maxInFlight,
       tokensPerMinute: c.tokensPerMinute,

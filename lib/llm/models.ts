@@ -13,6 +13,8 @@ export interface ModelDeps {
   /** Serve offline artifacts instead of 503 while the circuit is open. */
   fallbackToOffline: boolean;
   circuit: Circuit;
+  /** Speech has its own: a speech outage must not refuse text generation and chat. */
+  speechCircuit: Circuit;
   budget: ModelBudget;
   retry: RetryOptions;
   hub: ArtifactHub;

@@ -397,6 +397,30 @@ Deno.test("artifacts: a transient speech failure is retried like a model call", 
   }
 });
 
+Deno.test("artifacts: a speech outage opens only speech's circuit; text generation goes on", async () => {
+  const world = await startModelWorld({ tokens: 20, speechFaults: [{ mode: "500", times: 100 }] }, {
+    TTS_MODEL: "fake-tts",
+    TTS_VOICES: "alloy,echo",
+    CIRCUIT_THRESHOLD: "2",
+    JOB_MAX_ATTEMPTS: "1",
+  });
+  try {
+    const podcast = await ask(world, { kind: "podcast" });
+    await waitForJob(world.app, podcast.body.job!.id);
+    const art =
+      (await world.app.json<Artifact & { audio: string }>(`/api/artifacts/${podcast.body.artifact.id}`))
+        .body;
+    assert.equal(art.audio, "failed");
+    assert.ok(world.llm.calls.speech >= 2, "speech failed often enough to open a circuit");
+    const health = (await world.app.json<{ llm: { circuit: string } }>("/health")).body;
+    assert.equal(health.llm.circuit, "closed", "the text model's circuit");
+    const overview = await ask(world, { kind: "overview" });
+    assert.equal((await waitForJob(world.app, overview.body.job!.id)).status, "succeeded");
+  } finally {
+    await world.close();
+  }
+});
+
 Deno.test("artifacts: bad requests get API.md errors", async () => {
   const world = await startModelWorld();
   try {
