@@ -139,6 +139,9 @@ class LiveArtifact {
         const framed = formatEvent({ id: seq, event: "delta", data: { text: e.value } });
         if (this.#batches.has(key)) this.#framed.set(key, framed);
         return framed;
+      }, (e) => {
+        this.#batches.delete(key); // a failed read is not kept: the next viewer asking reads again
+        throw e;
       });
       this.#batches.set(key, hit);
       if (this.#batches.size > BATCH_CACHE) {

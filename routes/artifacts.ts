@@ -63,6 +63,9 @@ function resumeAfter(header: string | undefined, query: string | undefined): num
   return n;
 }
 
+/** How long a viewer waits before reading a batch again after a failed KV read. */
+const READ_RETRY_MS = 250;
+
 /**
  * One viewer's events: what is committed past its position, then `done` or `error`. Written as a
  * plain iterator that answers at once whenever it can: a caught-up viewer woken by the hub takes
@@ -91,8 +94,12 @@ class ArtifactViewer implements SseEvents {
     if (rec.textSeq >= this.#next) {
       const ready = this.live.readyDeltaEvents(rec.gen, this.#next, rec.textSeq);
       if (ready) return this.#send(ready);
-      return this.live.deltaEvents(rec.gen, this.#next, rec.textSeq)
-        .then((chunk) => (chunk ? this.#send(chunk) : this.live.changed().then(this.#resume)));
+      return this.live.deltaEvents(rec.gen, this.#next, rec.textSeq).then(
+        (chunk) => (chunk ? this.#send(chunk) : this.live.changed().then(this.#resume)),
+        // a failed KV read (a local file locked by another process) is not the artifact failing:
+        // read again shortly, from the same position
+        () => new Promise((r) => setTimeout(r, READ_RETRY_MS)).then(this.#resume),
+      );
     }
     if (rec.status === "done") {
       return this.#last(

@@ -57,3 +57,38 @@ Deno.test("the hub publishes changes at once to a few viewers and paced to many 
     },
   );
 });
+
+Deno.test("a failed batch read is not kept: the next viewer asking reads the batch again", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const id = "art";
+  await kv.set(keys.artifact(id), {
+    id,
+    status: "generating",
+    gen: 1,
+    textSeq: 1,
+    expiresAt: Date.now() + 60_000,
+  });
+  await kv.set(keys.artifactText(id, 1, 1), "hello");
+  // the first read of the text fails, as a local KV file locked by another process can
+  let failures = 1;
+  const flaky = new Proxy(kv, {
+    get(target, name) {
+      if (name !== "get") return Reflect.get(target, name, target);
+      return (key: Deno.KvKey) =>
+        key[0] === "artifact_text" && failures-- > 0
+          ? Promise.reject(new Error("database is locked"))
+          : target.get(key);
+    },
+  });
+  const hub = new ArtifactHub(flaky);
+  const { live, leave } = hub.join(id);
+  try {
+    await live.ready();
+    await assert.rejects(live.deltaEvent(1, 1), /database is locked/);
+    const framed = await live.deltaEvent(1, 1);
+    assert.match(new TextDecoder().decode(framed!), /^id: 1\nevent: delta\ndata: \{"text":"hello"\}/);
+  } finally {
+    leave();
+    kv.close();
+  }
+});
