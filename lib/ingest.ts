@@ -78,7 +78,7 @@ function decodeText(bytes: Uint8Array): string | null {
 
 /** Every entry with the same fixed strip. */
 async function* placeAll(entries: AsyncIterable<ArchiveEntry>, strip: number): AsyncGenerator<PlacedEntry> {
-  for await (const entry of entries) yield { entry, strip };
+  for await (const entry of entries) yield { entry, checked: checkArchivePath(entry.path, strip) };
 }
 
 /** Runs the pipeline over one archive stream. Throws invalid_archive / repo_too_large on bad input. */
@@ -117,11 +117,11 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   const placed = input.stripSegments === "top"
     ? placeUnderTopFolder(entries)
     : placeAll(entries, input.stripSegments);
-  for await (const { entry, strip } of placed) {
+  for await (const { entry, checked } of placed) {
     input.signal.throwIfAborted();
     // entries read from a buffered chunk follow each other without a pause: let other work run
     if (++entriesRead % YIELD_EVERY_ENTRIES === 0) await new Promise((r) => setTimeout(r, 0));
-    const checked = checkArchivePath(entry.path, strip);
+
     if (!checked.ok) {
       throw new PermanentJobError(
         "invalid_archive",

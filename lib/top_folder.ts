@@ -7,25 +7,31 @@
  * bound decides "drop" (past the bound, an entry outside the folder keeps its path).
  */
 import type { ArchiveEntry } from "./archive.ts";
-import { checkArchivePath } from "./paths.ts";
+import { checkArchivePath, type PathCheck } from "./paths.ts";
 
-/** An entry and how many leading folders to drop from its path. */
+/** An entry and its checked path, with any top folder dropped. */
 export interface PlacedEntry {
   entry: ArchiveEntry;
-  strip: number;
+  checked: PathCheck;
 }
 
 const LOOKAHEAD_BYTES = 8 * 1024 * 1024;
 const MACOS_METADATA = "__MACOSX";
 const LOOKAHEAD_ENTRIES = 5000;
 
-/** The folder the entry's path starts with (its first segment), or null for a file at the top. */
-function folderOf(entry: ArchiveEntry): string | null {
-  const checked = checkArchivePath(entry.path, 0);
+/** The folder a checked path starts with (its first segment), or null for a file at the top. */
+function folderOf(entry: ArchiveEntry, checked: PathCheck): string | null {
   if (!checked.ok || !checked.path) return null;
   const slash = checked.path.indexOf("/");
   if (slash >= 0) return checked.path.slice(0, slash);
   return entry.kind === "directory" ? checked.path : null;
+}
+
+/** The entry as placed: its checked path, without its first folder when `drop`. */
+function placed(entry: ArchiveEntry, checked: PathCheck, drop: boolean): PlacedEntry {
+  if (!drop || !checked.ok) return { entry, checked };
+  const slash = checked.path.indexOf("/");
+  return { entry, checked: { ok: true, path: slash < 0 ? "" : checked.path.slice(slash + 1) } };
 }
 
 /** `entries` with the strip that drops the archive's top folder when it has exactly one. */
@@ -34,36 +40,37 @@ export async function* placeUnderTopFolder(
 ): AsyncGenerator<PlacedEntry> {
   let top: string | null | undefined;
   let decided: "drop" | "keep" | null = null;
-  let held: ArchiveEntry[] = [];
+  let held: PlacedEntry[] = [];
   let heldBytes = 0;
-  const release = function* (strip: number) {
-    for (const entry of held) yield { entry, strip };
+  const release = function* (drop: boolean) {
+    for (const { entry, checked } of held) yield placed(entry, checked, drop);
     held = [];
   };
   for await (const entry of entries) {
-    const folder = folderOf(entry);
+    const checked = checkArchivePath(entry.path, 0);
+    const folder = folderOf(entry, checked);
     // macOS's zip adds __MACOSX/ beside the folder it zipped: it decides nothing (its AppleDouble
     // files are skipped as binary)
     if (folder === MACOS_METADATA) {
-      yield { entry, strip: 0 };
+      yield { entry, checked };
       continue;
     }
     if (top === undefined) top = folder;
     const under = top !== null && folder === top;
     if (decided === "drop") {
-      yield { entry, strip: under ? 1 : 0 };
+      yield placed(entry, checked, under);
     } else if (decided === "keep" || !under) {
       decided = "keep";
-      yield* release(0);
-      yield { entry, strip: 0 };
+      yield* release(false);
+      yield { entry, checked };
     } else {
-      held.push(entry);
+      held.push({ entry, checked });
       heldBytes += entry.content?.byteLength ?? 0;
       if (heldBytes > LOOKAHEAD_BYTES || held.length > LOOKAHEAD_ENTRIES) {
         decided = "drop";
-        yield* release(1);
+        yield* release(true);
       }
     }
   }
-  yield* release(1);
+  yield* release(true);
 }
