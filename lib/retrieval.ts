@@ -58,10 +58,13 @@ type TokenVisitor = (start: number, end: number, hash: number) => void;
  * part too — split at each `_` (dropped: parts may be empty), between a lower-case letter or digit
  * and a capital, and between two capitals when a lower-case letter follows. So `parseGitHubUrl` is found by
  * "parse", "github" and "url", and `HTMLParser` by "html" and "parser".
+ *
+ * Only `text[from, to)` is scanned, which finds the tokens `text.slice(from, to)` has when the span
+ * starts and ends at a line's end or the text's (no token spans a newline), without the slice.
  */
-export function forEachToken(text: string, visit: TokenVisitor): void {
-  const n = text.length;
-  for (let i = 0; i < n;) {
+export function forEachToken(text: string, visit: TokenVisitor, from = 0, to = text.length): void {
+  const n = to;
+  for (let i = from; i < n;) {
     while (i < n && !classAt(text, i)) i++;
     if (i === n) return;
     let j = i;
@@ -116,6 +119,8 @@ function processTerm(term: string): string | null {
 }
 
 const FIELDS = ["path", "text"] as const;
+const PATH_FIELD = 0;
+const TEXT_FIELD = 1;
 /** The options every shard is built and loaded with (a shard can only be read with the same ones). */
 export const INDEX_OPTIONS = {
   fields: [...FIELDS],
@@ -144,88 +149,155 @@ interface StoredShard {
   postings: number[][][];
 }
 
-/** One term's postings while a shard is built: per field, as stored, and the last chunk id in it. */
-interface Postings {
-  flat: number[][];
-  last: number[];
+/** A chunk of a file: its lines, and its span of the file's text. */
+interface ChunkSpan {
+  startLine: number;
+  endLine: number;
+  start: number;
+  end: number;
 }
+
+/** Mark 0 is "never"; a chunk field's mark is 1 + chunk id × fields + field id. */
+const markOf = (chunk: number, field: number) => chunk * FIELDS.length + field + 1;
 
 /**
  * One shard being built: the same document ids, field lengths (distinct raw tokens), running
- * average field lengths, stored fields and term counts as MiniSearch's `add()` makes. Raw tokens
- * are found by {@link forEachToken} and looked up by their span of the text, so a token seen before
- * in the shard costs no string.
+ * average field lengths, stored fields and term counts as MiniSearch's `add()` makes.
+ *
+ * Raw tokens are found by {@link forEachToken} and looked up by their span of the text, so a
+ * token seen before in the shard costs no string. Counts go to typed arrays that are reused from
+ * shard to shard — one entry per term per chunk field, in the order chunks are added — so a shard
+ * being built holds no object per term or per posting.
  */
 class Shard {
-  readonly #index = new Map<string, Postings>();
-  /** Raw tokens seen in this shard; per token id: its term's postings (null: not indexed) … */
+  /** Raw tokens seen in this shard; per token id: its term's id (-1: not indexed) … */
   readonly #tokens = new SpanTable();
-  readonly #postingsOf: (Postings | null)[] = [];
-  /** … and the chunk field it was last seen in (1 + chunk id × fields + field id). */
-  #markOf = new Int32Array(1024);
-  readonly #paths = new Map<string, number>();
-  readonly #chunks: number[] = [];
-  readonly #fieldLength: number[] = [];
-  readonly #averageFieldLength = FIELDS.map(() => 0);
+  #termOfToken = new Int32Array(1024);
+  /** … and the chunk field it was last seen in, to count distinct tokens (field lengths). */
+  #tokenMark = new Int32Array(1024);
+  readonly #termIds = new Map<string, number>();
+  #terms: string[] = [];
+  /** Per term: the chunk field it was last counted in, and where that count is in #entries. */
+  #termMark = new Int32Array(1024);
+  #termEntry = new Int32Array(1024);
+  /** Per term and chunk field it occurs in: term id, chunk field mark, count. */
+  #entries = new Int32Array(3 * 4096);
+  #entryCount = 0;
+  #paths = new Map<string, number>();
+  #chunks: number[] = [];
+  #fieldLength: number[] = [];
+  #averageFieldLength = FIELDS.map(() => 0);
   count = 0;
   textChars = 0;
 
-  add(chunk: Chunk & { text: string }): void {
-    const id = this.count++;
-    let pathIndex = this.#paths.get(chunk.path);
-    if (pathIndex === undefined) this.#paths.set(chunk.path, pathIndex = this.#paths.size);
-    this.#chunks.push(pathIndex, chunk.startLine, chunk.endLine);
-    for (let fieldId = 0; fieldId < FIELDS.length; fieldId++) {
-      const mark = id * FIELDS.length + fieldId + 1;
-      let distinct = 0;
-      const text = chunk[FIELDS[fieldId]];
-      forEachToken(text, (start, end, hash) => {
-        const token = this.#tokenId(text, start, end, hash);
-        if (this.#markOf[token] !== mark) {
-          this.#markOf[token] = mark;
-          distinct++;
-        }
-        const postings = this.#postingsOf[token];
-        if (!postings) return;
-        const flat = postings.flat[fieldId];
-        // two raw tokens can make one term ("Parse" and "parse"): their counts add up
-        if (flat.length && postings.last[fieldId] === id) flat[flat.length - 1]++;
-        else {
-          flat.push(id - postings.last[fieldId], 1);
-          postings.last[fieldId] = id;
-        }
-      });
-      this.#fieldLength.push(distinct);
-      this.#averageFieldLength[fieldId] = (this.#averageFieldLength[fieldId] * id + distinct) / (id + 1);
+  /** Adds the chunks of one file: each chunk's text is `text.slice(chunk.start, chunk.end)`. */
+  addFile(path: string, text: string, chunks: ChunkSpan[]): void {
+    let pathIndex = this.#paths.get(path);
+    if (pathIndex === undefined) this.#paths.set(path, pathIndex = this.#paths.size);
+    for (const chunk of chunks) {
+      const id = this.count++;
+      this.#chunks.push(pathIndex, chunk.startLine, chunk.endLine);
+      this.#addField(id, PATH_FIELD, path, 0, path.length);
+      this.#addField(id, TEXT_FIELD, text, chunk.start, chunk.end);
+      this.textChars += chunk.end - chunk.start;
     }
-    this.textChars += chunk.text.length;
   }
 
-  /** The id of the raw token `text[start, end)` in this shard; a new one gets its term's postings. */
+  #addField(id: number, fieldId: number, text: string, from: number, to: number): void {
+    const mark = markOf(id, fieldId);
+    let distinct = 0;
+    forEachToken(
+      text,
+      (start, end, hash) => {
+        const token = this.#tokenId(text, start, end, hash);
+        if (this.#tokenMark[token] !== mark) {
+          this.#tokenMark[token] = mark;
+          distinct++;
+        }
+        const term = this.#termOfToken[token];
+        if (term < 0) return;
+        // two raw tokens can make one term ("Parse" and "parse"): their counts add up
+        if (this.#termMark[term] === mark) this.#entries[this.#termEntry[term]]++;
+        else this.#addEntry(term, mark);
+      },
+      from,
+      to,
+    );
+    this.#fieldLength.push(distinct);
+    this.#averageFieldLength[fieldId] = (this.#averageFieldLength[fieldId] * id + distinct) / (id + 1);
+  }
+
+  #addEntry(term: number, mark: number): void {
+    const at = this.#entryCount++ * 3;
+    this.#entries = withRoom(this.#entries, at + 2);
+    this.#entries[at] = term;
+    this.#entries[at + 1] = mark;
+    this.#entries[at + 2] = 1;
+    this.#termMark[term] = mark;
+    this.#termEntry[term] = at + 2;
+  }
+
+  /** The id of the raw token `text[start, end)` in this shard; a new one is mapped to its term. */
   #tokenId(text: string, start: number, end: number, hash: number): number {
     const known = this.#tokens.size;
     const token = this.#tokens.intern(text, start, end, hash);
     if (token < known) return token;
+    this.#termOfToken = withRoom(this.#termOfToken, token);
+    this.#tokenMark = withRoom(this.#tokenMark, token);
     const term = processTerm(text.slice(start, end));
-    let postings = term === null ? null : this.#index.get(term) ?? null;
-    if (term !== null && postings === null) {
-      this.#index.set(term, postings = { flat: FIELDS.map(() => []), last: FIELDS.map(() => 0) });
+    if (term === null) {
+      this.#termOfToken[token] = -1;
+      return token;
     }
-    this.#postingsOf.push(postings);
-    this.#markOf = withRoom(this.#markOf, token);
+    let termId = this.#termIds.get(term);
+    if (termId === undefined) {
+      this.#termIds.set(term, termId = this.#terms.length);
+      this.#terms.push(term);
+      this.#termMark = withRoom(this.#termMark, termId);
+      this.#termEntry = withRoom(this.#termEntry, termId);
+    }
+    this.#termOfToken[token] = termId;
     return token;
   }
 
-  toJSON(): StoredShard {
-    return {
+  /** The shard as stored; then the shard is empty again, ready for the next one. */
+  take(): StoredShard {
+    const postings = this.#terms.map(() => FIELDS.map((): number[] => []));
+    const lastChunk = new Int32Array(this.#terms.length * FIELDS.length);
+    for (let at = 0; at < this.#entryCount * 3; at += 3) {
+      const term = this.#entries[at];
+      const chunk = Math.floor((this.#entries[at + 1] - 1) / FIELDS.length);
+      const field = this.#entries[at + 1] - 1 - chunk * FIELDS.length;
+      const slot = term * FIELDS.length + field;
+      postings[term][field].push(chunk - lastChunk[slot], this.#entries[at + 2]);
+      lastChunk[slot] = chunk;
+    }
+    const shard: StoredShard = {
       format: SHARD_FORMAT,
       paths: [...this.#paths.keys()],
       chunks: this.#chunks,
       fieldLength: this.#fieldLength,
       averageFieldLength: this.#averageFieldLength,
-      terms: [...this.#index.keys()],
-      postings: [...this.#index.values()].map((p) => p.flat),
+      terms: this.#terms,
+      postings,
     };
+    this.#reset();
+    return shard;
+  }
+
+  #reset(): void {
+    this.#tokens.clear();
+    this.#tokenMark.fill(0);
+    this.#termIds.clear();
+    this.#terms = [];
+    this.#termMark.fill(0);
+    this.#entryCount = 0;
+    this.#paths = new Map();
+    this.#chunks = [];
+    this.#fieldLength = [];
+    this.#averageFieldLength = FIELDS.map(() => 0);
+    this.count = 0;
+    this.textChars = 0;
   }
 }
 
@@ -281,13 +353,13 @@ export function loadShardIndex(bytes: Uint8Array): MiniSearch | null {
   }
 }
 
-const NOT_BLANK = /\S/;
+const BLANK = /\s/;
 
 /**
  * Splits a file into chunks of about 40 lines (fewer when lines are very long), skipping blank
- * ones. Each chunk's text is a slice of the file's (no copy, no array of lines).
+ * ones. Each chunk is its lines and its span of the text, without its last newline.
  */
-export function chunkLines(text: string): { startLine: number; endLine: number; text: string }[] {
+export function chunkLines(text: string): ChunkSpan[] {
   const chunks = [];
   let line = 0;
   for (let at = 0; at <= text.length;) {
@@ -302,16 +374,27 @@ export function chunkLines(text: string): { startLine: number; endLine: number; 
       end = lineEnd + 1;
       line++;
     }
-    const body = text.slice(at, end - 1);
-    if (NOT_BLANK.test(body)) chunks.push({ startLine: first + 1, endLine: line, text: body });
+    if (hasNonBlank(text, at, end - 1)) {
+      chunks.push({ startLine: first + 1, endLine: line, start: at, end: end - 1 });
+    }
     at = end;
   }
   return chunks;
 }
 
+/** True when `text[from, to)` has a character other than whitespace (`\s`). */
+function hasNonBlank(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || (c >= 9 && c <= 13)) continue;
+    if (c < 128 || !BLANK.test(text[i])) return true;
+  }
+  return false;
+}
+
 /** Accumulates chunks into shards and writes each full shard to KV through the ingest's batch. */
 export class IndexBuilder {
-  #shard = new Shard();
+  readonly #shard = new Shard();
   shards = 0;
   chunks = 0;
 
@@ -323,19 +406,17 @@ export class IndexBuilder {
 
   /** Indexes one file's chunks; writes a shard when the current one is full. */
   async add(path: string, text: string): Promise<void> {
-    for (const chunk of chunkLines(text)) {
-      this.#shard.add({ path, ...chunk });
-      this.chunks++;
-    }
+    const chunks = chunkLines(text);
+    this.#shard.addFile(path, text, chunks);
+    this.chunks += chunks.length;
     if (this.#shard.textChars >= SHARD_TEXT_BYTES) await this.#writeShard();
   }
 
   async #writeShard(): Promise<void> {
     if (this.#shard.count === 0) return;
-    const bytes = new TextEncoder().encode(JSON.stringify(this.#shard));
+    const bytes = new TextEncoder().encode(JSON.stringify(this.#shard.take()));
     await writeBlob(this.batch, keys.repoIndexShard(this.repoId, this.gen, this.shards), bytes);
     this.shards++;
-    this.#shard = new Shard();
   }
 
   /** Writes the last shard; returns the shard count. */

@@ -123,7 +123,7 @@ Deno.test("chunkLines splits into 40-line chunks, shorter when lines are long, s
   const long = `${"x".repeat(3000)}\n${"y".repeat(3000)}\n`;
   assert.deepEqual(chunkLines(long).map((c) => [c.startLine, c.endLine]), [[1, 1], [2, 3]]);
   assert.deepEqual(chunkLines("\n \n\t\n"), []);
-  assert.equal(chunkLines("a\nb").at(0)?.text, "a\nb");
+  assert.deepEqual(chunkLines("a\nb"), [{ startLine: 1, endLine: 2, start: 0, end: 3 }]);
 });
 
 const tokens = (text: string) => {
@@ -198,30 +198,48 @@ Deno.test("forEachToken finds words and the parts of identifiers, as the regex t
   }
 });
 
+/** What MiniSearch's own `add()` and serialisation make of the chunks of `files`. */
+function miniSearchOf(files: Record<string, string>) {
+  const reference = new MiniSearch(INDEX_OPTIONS);
+  let id = 0;
+  for (const [path, text] of Object.entries(files)) {
+    for (const { startLine, endLine, start, end } of chunkLines(text)) {
+      reference.add({ id: id++, path, startLine, endLine, text: text.slice(start, end) });
+    }
+  }
+  return JSON.parse(JSON.stringify(reference));
+}
+
+async function loadedShard(kv: Deno.Kv, repo: { id: string; gen: string }, shard: number) {
+  const base = keys.repoIndexShard(repo.id, repo.gen, shard);
+  return JSON.parse(
+    JSON.stringify(loadShardIndex((await readBlob(kv, base, (await getBlobMeta(kv, base))!))!)),
+  );
+}
+
+const byTerm = (index: [string, unknown][]) => [...index].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+
+function assertSameIndex(written: { index: [string, unknown][] }, expected: { index: [string, unknown][] }) {
+  assert.deepEqual({ ...written, index: byTerm(written.index) }, {
+    ...expected,
+    index: byTerm(expected.index),
+  });
+}
+
+const EDGE_FILES: Record<string, string> = {
+  ...FILES,
+  "src/edge.ts": "_private __dunder__ HTTPServer XMLHttpRequest getX a1B2 ALLCAPS snake_Case_mix\n",
+  "src/repeat.ts": "const parse = parse(parse);\n".repeat(60),
+  "src/unicode.ts": "export const café = 'naïve'; // 日本語 ünïcödé\n\n   \n\u00a0\u2028\n",
+};
+
 Deno.test("a shard written by ingest loads as exactly what MiniSearch builds and serialises for the same chunks", async () => {
-  const files: Record<string, string> = {
-    ...FILES,
-    "src/edge.ts": "_private __dunder__ HTTPServer XMLHttpRequest getX a1B2 ALLCAPS snake_Case_mix\n",
-    "src/repeat.ts": "const parse = parse(parse);\n".repeat(60),
-    "src/unicode.ts": "export const café = 'naïve'; // 日本語 ünïcödé\n",
-  };
-  const { kv, repo } = await buildIndex(files);
+  const { kv, repo } = await buildIndex(EDGE_FILES);
   try {
     assert.equal(repo.indexShards, 1);
-    const base = keys.repoIndexShard(repo.id, repo.gen, 0);
-    const loaded = loadShardIndex((await readBlob(kv, base, (await getBlobMeta(kv, base))!))!);
-    const written = JSON.parse(JSON.stringify(loaded));
-    const reference = new MiniSearch(INDEX_OPTIONS);
-    let id = 0;
-    for (const [path, text] of Object.entries(files)) {
-      for (const chunk of chunkLines(text)) reference.add({ id: id++, path, ...chunk });
-    }
-    const expected = JSON.parse(JSON.stringify(reference));
-    const byTerm = (index: [string, unknown][]) => [...index].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    assert.deepEqual({ ...written, index: byTerm(written.index) }, {
-      ...expected,
-      index: byTerm(expected.index),
-    });
+    const written = await loadedShard(kv, repo, 0);
+    const expected = miniSearchOf(EDGE_FILES);
+    assertSameIndex(written, expected);
     // and MiniSearch scores a query over both the same (prefix matches may be listed in another order)
     const query = "parse github url server";
     const search = (json: unknown) =>
@@ -230,6 +248,23 @@ Deno.test("a shard written by ingest loads as exactly what MiniSearch builds and
         .map((r) => ({ id: r.id, score: r.score, terms: [...r.terms].sort() }));
     assert.deepEqual(search(written), search(expected));
     assert.ok(search(written).length > 0);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("every later shard is built afresh: it loads as what MiniSearch makes of its own chunks", async () => {
+  // Two files that fill a shard (2 MB) each, with the same words in the same chunks: the second
+  // shard sees every term at the same id as the first did, and a word only in the last chunk at the
+  // same chunk id too. Then a shard of other files.
+  const edgeText = Object.values(EDGE_FILES).join("\n");
+  const big = `${edgeText.repeat(Math.ceil((2.1 * 1024 * 1024) / edgeText.length))}\nzebraOnlyAtTheEnd\n`;
+  const { kv, repo } = await buildIndex({ "big/one.ts": big, "big/two.ts": big, ...EDGE_FILES });
+  try {
+    assert.equal(repo.indexShards, 3);
+    assertSameIndex(await loadedShard(kv, repo, 0), miniSearchOf({ "big/one.ts": big }));
+    assertSameIndex(await loadedShard(kv, repo, 1), miniSearchOf({ "big/two.ts": big }));
+    assertSameIndex(await loadedShard(kv, repo, 2), miniSearchOf(EDGE_FILES));
   } finally {
     kv.close();
   }
