@@ -7,9 +7,26 @@
  * word of a repository — where a `Map` keyed by fresh substrings spent most of its time hashing
  * and allocating them (docs/PERFORMANCE.md).
  */
-/** FNV-1a over UTF-16 code units: `hash = hashStep(hash, code)` from `HASH_SEED`, for each unit. */
-export const HASH_SEED = 0x811c9dc5 | 0;
+/**
+ * FNV-1a over UTF-16 code units: `hash = hashStep(hash, code)` from `HASH_SEED`, for each unit.
+ *
+ * The seed is random, per process. From a fixed one, anyone can craft a file of thousands of
+ * words with one hash (colliding blocks chain: if A and B collide, so do AX and BX), and every
+ * lookup of them walks them all: 32,768 such words (a 1.5 MB file) took 985 ms to intern instead
+ * of 9 ms, and more words cost quadratically more. Hashes are never stored, so nothing depends
+ * on the seed beyond the process.
+ */
+export const HASH_SEED = crypto.getRandomValues(new Int32Array(1))[0];
 export const hashStep = (hash: number, code: number): number => Math.imul(hash ^ code, 0x01000193);
+
+/**
+ * A hash's home slot, before the table's mask: FNV-1a's low bits depend only on the low bits of
+ * each code unit, so the high bits are mixed in.
+ */
+export function slotHash(hash: number): number {
+  const h = Math.imul(hash ^ (hash >>> 16), 0x45d9f3b);
+  return h ^ (h >>> 16);
+}
 
 export function spanHash(text: string, start: number, end: number): number {
   let hash = HASH_SEED;
@@ -47,7 +64,7 @@ export class SpanTable {
   #slotOf(text: string, start: number, end: number, hash: number): number {
     const mask = this.#slots.length - 1;
     const length = end - start;
-    for (let slot = hash & mask;; slot = (slot + 1) & mask) {
+    for (let slot = slotHash(hash) & mask;; slot = (slot + 1) & mask) {
       const entry = this.#slots[slot];
       if (entry === 0) return slot;
       const id = entry - 1;
@@ -97,7 +114,7 @@ export class SpanTable {
     const slots = new Int32Array(this.#slots.length * 2);
     const mask = slots.length - 1;
     for (let id = 0; id < this.size; id++) {
-      let slot = this.#hashes[id] & mask;
+      let slot = slotHash(this.#hashes[id]) & mask;
       while (slots[slot] !== 0) slot = (slot + 1) & mask;
       slots[slot] = id + 1;
     }
