@@ -11,7 +11,8 @@
  * regex, a match array, a substring and a map lookup per piece) and far slower on long pieces
  * such as CJK sentences (a string decoded per pair looked up), and its tables take ~17 MB of heap
  * against ~4 MB here. `tests/lib/tokens_test.ts` checks the counts equal gpt-tokenizer's on real
- * sources and on generated edge cases.
+ * sources and on generated edge cases. The one exception: a single piece over 16,384 code units (a
+ * run of one class of characters that long) is counted in windows, see {@link longPieceTokens}.
  */
 import cl100kRanks from "gpt-tokenizer/bpeRanks/cl100k_base";
 import { SpanTable, withRoom } from "./span_table.ts";
@@ -32,7 +33,13 @@ export function countTokens(text: string): number {
   return total;
 }
 
+/** Longer pieces are counted by {@link longPieceTokens}, and not remembered. */
+const LONG_PIECE = 256;
+/** A piece longer than this is counted in windows of this many code units (see longPieceTokens). */
+const PIECE_WINDOW = 16_384;
+
 function tokensOfPiece(text: string, start: number, end: number): number {
+  if (end - start > LONG_PIECE) return longPieceTokens(text, start, end);
   if (pieces.size >= MAX_PIECES) pieces.clear();
   const before = pieces.size;
   const id = pieces.intern(text, start, end);
@@ -41,6 +48,105 @@ function tokensOfPiece(text: string, start: number, end: number): number {
   if (isAscii(text, start, end)) return pieceTokens[id] = bytePairCount(text, start, end);
   const bytes = byteString(utf8.encode(text.slice(start, end)));
   return pieceTokens[id] = bytePairCount(bytes, 0, bytes.length);
+}
+
+/**
+ * A long piece (a run of letters, symbols or spaces) in O(n log n): the simple merge loop of
+ * {@link bytePairCount} is quadratic, and one 100 KB run took it 3–23 s (so a 1 MB one, many
+ * minutes, with the event loop blocked). A piece over 16,384 code units is counted window by
+ * window, each exactly, so that no input holds more than a few MB of merge state: such a piece's
+ * count may be off by about a token per window from what its whole would make.
+ */
+function longPieceTokens(text: string, start: number, end: number): number {
+  let total = 0;
+  for (let from = start; from < end;) {
+    let to = Math.min(end, from + PIECE_WINDOW);
+    if (to < end && isHighSurrogate(text.charCodeAt(to - 1))) to--;
+    const bytes = isAscii(text, from, to)
+      ? text.slice(from, to)
+      : byteString(utf8.encode(text.slice(from, to)));
+    total += heapBytePairCount(bytes);
+    from = to;
+  }
+  return total;
+}
+
+/**
+ * What {@link bytePairCount} returns, with a heap: every adjacent pair of parts that is a token is
+ * in the heap by (rank, offset), so the lowest rank, leftmost first, comes out next. An entry is
+ * checked when it comes out (its parts may have been merged since): its left part must still be
+ * there and still make a pair of that rank.
+ */
+function heapBytePairCount(bytes: string): number {
+  const n = bytes.length;
+  if (n <= 1 || rankOfBytes(bytes, 0, n) !== NO_RANK) return Math.min(n, 1);
+  // parts by the offset of their first byte: the next part's offset (n past the last) and the previous's
+  const next = new Int32Array(n).map((_, i) => i + 1);
+  const prev = new Int32Array(n).map((_, i) => i - 1);
+  const gone = new Uint8Array(n);
+  const heap = new MinHeap(3 * n);
+  const pairRank = (p: number) => (next[p] < n ? rankOfBytes(bytes, p, next[next[p]]) : NO_RANK);
+  const offer = (p: number) => {
+    const rank = pairRank(p);
+    if (rank !== NO_RANK) heap.push(rank * OFFSETS + p);
+  };
+  for (let p = 0; p + 1 < n; p++) offer(p);
+  let parts = n;
+  while (heap.size > 0) {
+    const key = heap.pop();
+    const p = key % OFFSETS;
+    if (gone[p] || pairRank(p) !== (key - p) / OFFSETS) continue;
+    const q = next[p];
+    gone[q] = 1;
+    next[p] = next[q];
+    if (next[p] < n) prev[next[p]] = p;
+    parts--;
+    if (prev[p] >= 0) offer(prev[p]);
+    offer(p);
+  }
+  return parts;
+}
+
+/** Heap keys are rank × OFFSETS + offset: ranks first, then the leftmost. */
+const OFFSETS = 2 ** 24;
+
+/** A binary min-heap of numbers, of a fixed capacity. */
+class MinHeap {
+  readonly #keys: Float64Array;
+  size = 0;
+
+  constructor(capacity: number) {
+    this.#keys = new Float64Array(capacity);
+  }
+
+  push(key: number): void {
+    const keys = this.#keys;
+    let i = this.size++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (keys[parent] <= key) break;
+      keys[i] = keys[parent];
+      i = parent;
+    }
+    keys[i] = key;
+  }
+
+  pop(): number {
+    const keys = this.#keys;
+    const top = keys[0];
+    const last = keys[--this.size];
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= this.size) break;
+      if (child + 1 < this.size && keys[child + 1] < keys[child]) child++;
+      if (keys[child] >= last) break;
+      keys[i] = keys[child];
+      i = child;
+    }
+    keys[i] = last;
+    return top;
+  }
 }
 
 function isAscii(text: string, start: number, end: number): boolean {

@@ -106,3 +106,13 @@ Deno.test("countTokens equals gpt-tokenizer on long pieces: CJK sentences, runs 
     }
   }
 });
+
+Deno.test("countTokens counts a 1 MB run of one letter, symbol or space, window by window", () => {
+  // a piece of 2^20 code units is counted in windows of 16,384 (the merge loop was quadratic:
+  // seconds for 100 KB, hours for 1 MB); "aaaaaaaa" is one token, so the run is 2^20 / 8 tokens
+  assert.equal(countTokens("a".repeat(2 ** 20)), 2 ** 17);
+  for (const unit of ["=", " ", "語", "😀"]) {
+    const window = unit.repeat(16_384 / unit.length);
+    assert.equal(countTokens(unit.repeat(2 ** 20 / unit.length)), 64 * countTokens(window), unit);
+  }
+});
