@@ -176,19 +176,23 @@ class Shard {
   /** … and the chunk field it was last seen in, to count distinct tokens (field lengths). */
   #tokenMark = new Int32Array(1024);
   readonly #termIds = new Map<string, number>();
-  #terms: string[] = [];
+  #terms!: string[];
   /** Per term: the chunk field it was last counted in, and where that count is in #entries. */
   #termMark = new Int32Array(1024);
   #termEntry = new Int32Array(1024);
   /** Per term and chunk field it occurs in: term id, chunk field mark, count. */
   #entries = new Int32Array(3 * 4096);
   #entryCount = 0;
-  #paths = new Map<string, number>();
-  #chunks: number[] = [];
-  #fieldLength: number[] = [];
-  #averageFieldLength = FIELDS.map(() => 0);
+  #paths!: Map<string, number>;
+  #chunks!: number[];
+  #fieldLength!: number[];
+  #averageFieldLength!: number[];
   count = 0;
   textChars = 0;
+
+  constructor() {
+    this.#reset();
+  }
 
   /** Adds the chunks of one file: each chunk's text is `text.slice(chunk.start, chunk.end)`. */
   addFile(path: string, text: string, chunks: ChunkSpan[]): void {
