@@ -36,14 +36,24 @@ export function spanHash(text: string, start: number, end: number): number {
 
 export class SpanTable {
   /** Per slot: key id + 1; 0 is empty. Open addressing, linear probing, at most half full. */
-  #slots = new Int32Array(1024);
-  #hashes = new Int32Array(512);
-  #starts = new Int32Array(512);
-  #lengths = new Int32Array(512);
+  #slots: Int32Array<ArrayBuffer>;
+  #hashes: Int32Array<ArrayBuffer>;
+  #starts: Int32Array<ArrayBuffer>;
+  #lengths: Int32Array<ArrayBuffer>;
   /** Every key's code units, one after another. */
-  #pool = new Uint16Array(4096);
+  #pool: Uint16Array<ArrayBuffer>;
   #poolUsed = 0;
   size = 0;
+
+  /** `keys`: how many keys to make room for before the table grows (a large table known in advance). */
+  constructor(keys = 512) {
+    const room = 2 ** Math.ceil(Math.log2(Math.max(keys, 2)));
+    this.#slots = new Int32Array(room * 2);
+    this.#hashes = new Int32Array(room);
+    this.#starts = new Int32Array(room);
+    this.#lengths = new Int32Array(room);
+    this.#pool = new Uint16Array(room * 8);
+  }
 
   /**
    * The id of the key `text[start, end)`, adding it when new (then its id is `size - 1`). A caller

@@ -12,15 +12,21 @@ Deno.test("SpanTable gives each distinct span one id, whatever string it is foun
   assert.equal(table.size, 3);
 });
 
-Deno.test("SpanTable keeps every id through growth, and forgets all on clear", () => {
-  const table = new SpanTable();
+Deno.test("SpanTable keeps every id through growth, and forgets all on clear", async (t) => {
   const words = Array.from({ length: 20_000 }, (_, i) => `w${i.toString(36)}é`);
-  words.forEach((w, i) => assert.equal(table.intern(` ${w} `, 1, w.length + 1), i));
-  words.forEach((w, i) => assert.equal(table.intern(w, 0, w.length), i));
-  assert.equal(table.size, words.length);
-  table.clear();
-  assert.equal(table.size, 0);
-  assert.equal(table.intern(words[5], 0, words[5].length), 0);
+  // the default room, a room that is not a power of two, and room for every word from the start
+  for (const room of [undefined, 3, 100, 20_000]) {
+    await t.step(`room for ${room ?? "the default"}`, () => {
+      const table = new SpanTable(room);
+      words.forEach((w, i) => assert.equal(table.intern(` ${w} `, 1, w.length + 1), i));
+      words.forEach((w, i) => assert.equal(table.intern(w, 0, w.length), i));
+      assert.equal(table.find("w0", 0, 2), -1);
+      assert.equal(table.size, words.length);
+      table.clear();
+      assert.equal(table.size, 0);
+      assert.equal(table.intern(words[5], 0, words[5].length), 0);
+    });
+  }
 });
 
 /** FNV-1a from its published basis: the hash an attacker can compute offline. */
