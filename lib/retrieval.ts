@@ -1,18 +1,24 @@
 /**
  * The retrieval index for chat and concepts: files split into line-ranged chunks, indexed with
  * BM25 (MiniSearch). Built while ingesting, in shards of bounded size so memory stays bounded
- * whatever the repository's size; each shard is stored in KV as a blob.
+ * whatever the repository's size; each shard is stored in KV as a blob (lib/index_shard.ts).
  *
  * Ingest does not call MiniSearch's `add()`: that keeps a radix tree up to date for every term it
  * sees, which only searching needs, and MiniSearch's JSON is as large as the text it indexes —
  * together over half of a large ingest's CPU time and most of its memory (docs/PERFORMANCE.md).
  * Ingest counts terms with the same tokenizer and options and stores each shard compactly (per
- * term, per field: chunk ids and counts); a process that searches turns a shard into MiniSearch's
- * serialised form (`toJSON()`, version 2) and loads it with `MiniSearch.loadJS`, so MiniSearch
- * does all the scoring. A test checks a loaded shard equals what `add()` + `toJSON()` produce.
+ * term, per field: chunk ids and counts); a search loads into MiniSearch only the terms its query
+ * can match, so MiniSearch does all the scoring. Tests check a stored shard holds what `add()` +
+ * `toJSON()` produce, and that searches score as over whole shards.
  */
-import MiniSearch from "minisearch";
 import { getBlobMeta, readBlob, writeBlob } from "./blobs.ts";
+import {
+  encodeShard,
+  openShard,
+  type QueryTerm,
+  type SearchableShard,
+  type ShardCounts,
+} from "./index_shard.ts";
 import { keys } from "./keys.ts";
 import type { KvBatch } from "./kv_util.ts";
 import { HASH_SEED, hashStep, spanHash, SpanTable, withRoom } from "./span_table.ts";
@@ -129,26 +135,6 @@ export const INDEX_OPTIONS = {
   processTerm,
 };
 
-/** Names the stored shard layout below, so a shard of another layout is never misread. */
-const SHARD_FORMAT = "repolm-bm25-1";
-
-/**
- * A shard as stored in KV: compact (about a third of MiniSearch's own JSON), and turned into
- * MiniSearch's form only when a process loads it to search.
- */
-interface StoredShard {
-  format: typeof SHARD_FORMAT;
-  paths: string[];
-  /** Per chunk: its path's index in `paths`, first line, last line. */
-  chunks: number[];
-  /** Per chunk, per field: distinct raw tokens (MiniSearch's field length). */
-  fieldLength: number[];
-  averageFieldLength: number[];
-  terms: string[];
-  /** Per term, per field: `[chunk id − previous chunk id, count, …]`. */
-  postings: number[][][];
-}
-
 /** A chunk of a file: its lines, and its span of the file's text. */
 interface ChunkSpan {
   startLine: number;
@@ -264,29 +250,22 @@ class Shard {
     return token;
   }
 
-  /** The shard as stored; then the shard is empty again, ready for the next one. */
-  take(): StoredShard {
-    const postings = this.#terms.map(() => FIELDS.map((): number[] => []));
-    const lastChunk = new Int32Array(this.#terms.length * FIELDS.length);
-    for (let at = 0; at < this.#entryCount * 3; at += 3) {
-      const term = this.#entries[at];
-      const chunk = Math.floor((this.#entries[at + 1] - 1) / FIELDS.length);
-      const field = this.#entries[at + 1] - 1 - chunk * FIELDS.length;
-      const slot = term * FIELDS.length + field;
-      postings[term][field].push(chunk - lastChunk[slot], this.#entries[at + 2]);
-      lastChunk[slot] = chunk;
-    }
-    const shard: StoredShard = {
-      format: SHARD_FORMAT,
+  /**
+   * What the shard counted; then the shard is empty again, ready for the next one. The counts hold
+   * until the next `addFile`: their entries are the shard's own buffer, reused.
+   */
+  take(): ShardCounts {
+    const counts: ShardCounts = {
       paths: [...this.#paths.keys()],
       chunks: this.#chunks,
       fieldLength: this.#fieldLength,
       averageFieldLength: this.#averageFieldLength,
       terms: this.#terms,
-      postings,
+      entries: this.#entries.subarray(0, this.#entryCount * 3),
+      entryCount: this.#entryCount,
     };
     this.#reset();
-    return shard;
+    return counts;
   }
 
   #reset(): void {
@@ -302,58 +281,6 @@ class Shard {
     this.#averageFieldLength = FIELDS.map(() => 0);
     this.count = 0;
     this.textChars = 0;
-  }
-}
-
-/** A stored shard as MiniSearch's serialised form (`toJSON()`, version 2), ready for `loadJS`. */
-function miniSearchForm(shard: StoredShard) {
-  const count = shard.chunks.length / 3;
-  const documentIds: Record<number, number> = {};
-  const fieldLength: Record<number, number[]> = {};
-  const storedFields: Record<number, Chunk> = {};
-  for (let id = 0; id < count; id++) {
-    documentIds[id] = id;
-    fieldLength[id] = shard.fieldLength.slice(id * FIELDS.length, (id + 1) * FIELDS.length);
-    const [pathIndex, startLine, endLine] = shard.chunks.slice(id * 3, id * 3 + 3);
-    storedFields[id] = { path: shard.paths[pathIndex], startLine, endLine };
-  }
-  const index = shard.terms.map((term, t) => {
-    const fields: Record<number, Record<number, number>> = {};
-    shard.postings[t].forEach((flat, fieldId) => {
-      if (!flat.length) return;
-      const counts: Record<number, number> = {};
-      for (let i = 0, id = 0; i < flat.length; i += 2) counts[id += flat[i]] = flat[i + 1];
-      fields[fieldId] = counts;
-    });
-    return [term, fields];
-  });
-  return {
-    documentCount: count,
-    nextId: count,
-    documentIds,
-    fieldIds: Object.fromEntries(FIELDS.map((f, i) => [f, i])),
-    fieldLength,
-    averageFieldLength: shard.averageFieldLength,
-    storedFields,
-    dirtCount: 0,
-    index,
-    serializationVersion: 2,
-  };
-}
-
-/**
- * A stored shard, ready to search; null when it cannot be read. Shards written by earlier versions
- * in MiniSearch's own JSON are read too.
- */
-export function loadShardIndex(bytes: Uint8Array): MiniSearch | null {
-  try {
-    const parsed = JSON.parse(new TextDecoder().decode(bytes));
-    return MiniSearch.loadJS(
-      parsed?.format === SHARD_FORMAT ? miniSearchForm(parsed) : parsed,
-      INDEX_OPTIONS,
-    );
-  } catch {
-    return null; // an index in another format: no hits rather than a failed chat
   }
 }
 
@@ -418,7 +345,7 @@ export class IndexBuilder {
 
   async #writeShard(): Promise<void> {
     if (this.#shard.count === 0) return;
-    const bytes = new TextEncoder().encode(JSON.stringify(this.#shard.take()));
+    const bytes = encodeShard(this.#shard.take(), FIELDS.length);
     await writeBlob(this.batch, keys.repoIndexShard(this.repoId, this.gen, this.shards), bytes);
     this.shards++;
   }
@@ -430,16 +357,20 @@ export class IndexBuilder {
   }
 }
 
-/** A small per-process cache of loaded shards (bounded; KV is the truth). */
-const shardCache = new Map<string, MiniSearch>();
-const SHARD_CACHE_SIZE = 8;
+/**
+ * Shards read lately, most recent last, up to a budget of memory: a repository's questions come
+ * in runs, and a 100 MB repository's 48 shards take ~50 MB (KV is the truth).
+ */
+const shardCache = new Map<string, SearchableShard>();
+const SHARD_CACHE_BYTES = 64 * 1024 * 1024;
+let shardCacheBytes = 0;
 
 async function loadShard(
   kv: Deno.Kv,
   repoId: string,
   gen: string,
   shard: number,
-): Promise<MiniSearch | null> {
+): Promise<SearchableShard | null> {
   const cacheKey = `${repoId}:${gen}:${shard}`;
   const hit = shardCache.get(cacheKey);
   if (hit) {
@@ -450,11 +381,28 @@ async function loadShard(
   const base = keys.repoIndexShard(repoId, gen, shard);
   const meta = await getBlobMeta(kv, base);
   if (!meta) return null;
-  const index = loadShardIndex((await readBlob(kv, base, meta))!);
-  if (!index) return null;
-  shardCache.set(cacheKey, index);
-  if (shardCache.size > SHARD_CACHE_SIZE) shardCache.delete(shardCache.keys().next().value!);
-  return index;
+  const loaded = openShard((await readBlob(kv, base, meta))!, INDEX_OPTIONS);
+  if (!loaded) return null;
+  shardCache.set(cacheKey, loaded);
+  shardCacheBytes += loaded.cost;
+  for (const [key, old] of shardCache) {
+    if (shardCacheBytes <= SHARD_CACHE_BYTES || old === loaded) break;
+    shardCache.delete(key);
+    shardCacheBytes -= old.cost;
+  }
+  return loaded;
+}
+
+/** Prefix search for query terms longer than 3 characters. */
+const searchAsPrefix = (term: string) => term.length > 3;
+const SEARCH_OPTIONS = { boost: { path: 2 }, prefix: searchAsPrefix };
+
+/** The query's terms as MiniSearch searches them (its `executeQuery`, with the index's options). */
+function queryTerms(query: string): QueryTerm[] {
+  return tokenize(query).map(processTerm).filter((term) => term !== null).map((term) => ({
+    term,
+    prefix: searchAsPrefix(term),
+  }));
 }
 
 /** The best `limit` chunks for `query` across every shard of a repo's index (BM25 scores). */
@@ -464,11 +412,13 @@ export async function searchRepo(
   query: string,
   limit = 8,
 ): Promise<Hit[]> {
+  const terms = queryTerms(query);
+  if (!terms.length) return [];
   const hits: Hit[] = [];
   for (let shard = 0; shard < repo.indexShards; shard++) {
-    const index = await loadShard(kv, repo.id, repo.gen, shard);
+    const index = (await loadShard(kv, repo.id, repo.gen, shard))?.indexFor(terms);
     if (!index) continue;
-    for (const r of index.search(query, { boost: { path: 2 }, prefix: (t) => t.length > 3 })) {
+    for (const r of index.search(query, SEARCH_OPTIONS)) {
       hits.push({
         path: r.path,
         startLine: r.startLine,

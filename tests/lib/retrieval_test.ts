@@ -3,12 +3,13 @@ import MiniSearch from "minisearch";
 import { getBlobMeta, putBlob, readBlob } from "../../lib/blobs.ts";
 import { keys } from "../../lib/keys.ts";
 import { KvBatch } from "../../lib/kv_util.ts";
+import { openShard } from "../../lib/index_shard.ts";
 import {
   chunkLines,
   forEachToken,
+  type Hit,
   INDEX_OPTIONS,
   IndexBuilder,
-  loadShardIndex,
   searchRepo,
 } from "../../lib/retrieval.ts";
 
@@ -25,14 +26,16 @@ const FILES: Record<string, string> = {
   "docs/notes.md": "Nothing about the topic here.\n".repeat(30),
 };
 
+/** Each index under a repo id of its own: searches keep the shards they read in a per-process cache. */
 async function buildIndex(files: Record<string, string>) {
   const kv = await Deno.openKv(":memory:");
   const batch = new KvBatch(kv);
-  const builder = new IndexBuilder("repo", "gen", batch);
+  const id = `repo-${crypto.randomUUID()}`;
+  const builder = new IndexBuilder(id, "gen", batch);
   for (const [path, text] of Object.entries(files)) await builder.add(path, text);
   const indexShards = await builder.finish();
   await batch.flush();
-  return { kv, repo: { id: "repo", gen: "gen", indexShards } };
+  return { kv, repo: { id, gen: "gen", indexShards } };
 }
 
 Deno.test("searchRepo finds chunks by words, identifier parts and prefixes, best first", async (t) => {
@@ -101,6 +104,20 @@ Deno.test("searchRepo merges hits across shards and ignores an index of another 
         assert.deepEqual(hits.map((h) => [h.path, h.startLine, h.endLine]), [["old/needle.ts", 3, 9]]);
       },
     );
+    await t.step("a shard in the previous compact layout (repolm-bm25-1) is still searched", async () => {
+      const v1 = {
+        format: "repolm-bm25-1",
+        paths: ["old/compact.ts"],
+        chunks: [0, 4, 12],
+        fieldLength: [3, 2],
+        averageFieldLength: [3, 2],
+        terms: ["old", "compact", "ts", "needle", "haystack"],
+        postings: [[[0, 1], []], [[0, 1], []], [[0, 1], []], [[], [0, 2]], [[], [0, 1]]],
+      };
+      await putBlob(kv, keys.repoIndexShard("v1c", "gen", 0), new TextEncoder().encode(JSON.stringify(v1)));
+      const hits = await searchRepo(kv, { id: "v1c", gen: "gen", indexShards: 1 }, "needle haystack");
+      assert.deepEqual(hits.map((h) => [h.path, h.startLine, h.endLine]), [["old/compact.ts", 4, 12]]);
+    });
     await t.step("a shard in an unknown format yields nothing instead of failing", async () => {
       await putBlob(
         kv,
@@ -210,11 +227,15 @@ function miniSearchOf(files: Record<string, string>) {
   return JSON.parse(JSON.stringify(reference));
 }
 
-async function loadedShard(kv: Deno.Kv, repo: { id: string; gen: string }, shard: number) {
+/** A stored shard with every term loaded: the index a query matching every term would search. */
+async function wholeShard(kv: Deno.Kv, repo: { id: string; gen: string }, shard: number) {
   const base = keys.repoIndexShard(repo.id, repo.gen, shard);
-  return JSON.parse(
-    JSON.stringify(loadShardIndex((await readBlob(kv, base, (await getBlobMeta(kv, base))!))!)),
-  );
+  const stored = openShard((await readBlob(kv, base, (await getBlobMeta(kv, base))!))!, INDEX_OPTIONS);
+  return stored!.indexFor([{ term: "", prefix: true }])!;
+}
+
+async function loadedShard(kv: Deno.Kv, repo: { id: string; gen: string }, shard: number) {
+  return JSON.parse(JSON.stringify(await wholeShard(kv, repo, shard)));
 }
 
 const byTerm = (index: [string, unknown][]) => [...index].sort((a, b) => (a[0] < b[0] ? -1 : 1));
@@ -265,6 +286,92 @@ Deno.test("every later shard is built afresh: it loads as what MiniSearch makes 
     assertSameIndex(await loadedShard(kv, repo, 0), miniSearchOf({ "big/one.ts": big }));
     assertSameIndex(await loadedShard(kv, repo, 1), miniSearchOf({ "big/two.ts": big }));
     assertSameIndex(await loadedShard(kv, repo, 2), miniSearchOf(EDGE_FILES));
+  } finally {
+    kv.close();
+  }
+});
+
+/** Hits in a stable order, to compare searches whose equal scores may come in another order. */
+const sortedHits = (hits: Hit[]) =>
+  [...hits].sort((a, b) => a.path.localeCompare(b.path) || a.startLine - b.startLine || a.score - b.score);
+
+Deno.test("a search loads only the terms its query can match, and scores as over whole shards", async () => {
+  let seed = 11;
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff) / 0x80000000;
+  const pick = <T>(items: T[]) => items[Math.floor(random() * items.length)];
+  const words = [
+    "parse",
+    "parser",
+    "parsed",
+    "render",
+    "renderer",
+    "load",
+    "loader",
+    "config",
+    "cache",
+    "cached",
+  ];
+  const idents = ["parseConfig", "renderPage", "load_user", "HTTPServer", "cacheKey", "pa", "x1"];
+  const files: Record<string, string> = { ...EDGE_FILES };
+  for (let f = 0; f < 1500; f++) { // ~2.8 MB: the hits span shards
+    const lines = Array.from(
+      { length: 20 + Math.floor(random() * 80) },
+      () =>
+        Array.from({ length: 1 + Math.floor(random() * 8) }, () => pick(random() < 0.7 ? words : idents))
+          .join(" "),
+    );
+    files[`src/${pick(words)}/${pick(idents)}${f}.ts`] = lines.join("\n");
+  }
+  const { kv, repo } = await buildIndex(files);
+  try {
+    assert.ok(repo.indexShards >= 2, `${repo.indexShards} shards`);
+    const whole: MiniSearch[] = [];
+    for (let shard = 0; shard < repo.indexShards; shard++) whole.push(await wholeShard(kv, repo, shard));
+    const options = { boost: { path: 2 }, prefix: (term: string) => term.length > 3 };
+    const queries = [
+      "parse",
+      "pars",
+      "pa",
+      "rend config",
+      "parseConfig renderPage",
+      "HTTP server",
+      "load_user cache",
+      "alpha parse",
+      "Cach",
+      "zebra",
+      ...Array.from(
+        { length: 40 },
+        () => `${pick(words).slice(0, 2 + Math.floor(random() * 5))} ${pick(idents)}`,
+      ),
+    ];
+    for (const query of queries) {
+      const expected: Hit[] = whole.flatMap((index) =>
+        index.search(query, options).map((r) => ({
+          path: r.path,
+          startLine: r.startLine,
+          endLine: r.endLine,
+          score: Math.round(r.score * 1000) / 1000,
+        }))
+      );
+      const got = await searchRepo(kv, repo, query, 1_000_000);
+      assert.equal(got.length, expected.length, query);
+      const wanted = sortedHits(expected);
+      sortedHits(got).forEach((hit, i) => {
+        const want = wanted[i];
+        assert.deepEqual({ ...hit, score: 0 }, { ...want, score: 0 }, query);
+        assert.ok(Math.abs(hit.score - want.score) <= 0.001, `${query}: ${hit.score} vs ${want.score}`);
+      });
+    }
+    // and what it loaded for one query is the terms that query can match, no others
+    const base = keys.repoIndexShard(repo.id, repo.gen, 1);
+    const stored = openShard((await readBlob(kv, base, (await getBlobMeta(kv, base))!))!, INDEX_OPTIONS)!;
+    const termsOf = (index: MiniSearch) =>
+      JSON.parse(JSON.stringify(index)).index.map(([term]: [string]) => term);
+    const partial = stored.indexFor([{ term: "parse", prefix: false }, { term: "rend", prefix: true }])!;
+    const matching = termsOf(whole[1]).filter((term: string) => term === "parse" || term.startsWith("rend"));
+    assert.ok(matching.includes("renderer") && matching.length < termsOf(whole[1]).length / 2);
+    assert.deepEqual(termsOf(partial).sort(), matching.sort());
+    assert.equal(stored.indexFor([{ term: "zebra", prefix: true }]), null);
   } finally {
     kv.close();
   }

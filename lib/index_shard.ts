@@ -1,0 +1,311 @@
+/**
+ * How a shard of the retrieval index is stored in KV, and how a search reads it.
+ *
+ * Layout (`repolm-bm25-2`): the bytes `RLM2`, the header's length (uint32, little-endian), the
+ * header as JSON (paths, chunks, field lengths, average field lengths, and the terms, sorted),
+ * then for each term and field the byte length of its postings, then the postings themselves: for
+ * each chunk holding the term in that field, the chunk id's step from the previous one and the
+ * term's count there. Lengths, steps and counts are unsigned LEB128 varints.
+ *
+ * A search does not turn a whole shard into a MiniSearch index: for a repository of 100 MB that
+ * took 12–14 s and ~600 MB per question. It builds MiniSearch's serialised form (`toJSON()`,
+ * version 2) of only the terms the query can match — each query term, and the terms it is a
+ * prefix of when it is searched as a prefix — and the chunks those terms occur in, with the
+ * shard's chunk count and average field lengths. BM25 scores a chunk from exactly those, so
+ * MiniSearch scores and ranks as it would over the whole shard (a test compares the two).
+ *
+ * Shards written by earlier versions (`repolm-bm25-1`, and MiniSearch's own JSON before that) are
+ * still read, by loading them whole.
+ */
+import MiniSearch, { type Options } from "minisearch";
+
+const FORMAT = "repolm-bm25-2";
+const MAGIC = [0x52, 0x4c, 0x4d, 0x32]; // "RLM2"
+const LEGACY_FORMAT = "repolm-bm25-1";
+
+/** What an index shard holds, as a shard being built counted it. */
+export interface ShardCounts {
+  paths: string[];
+  /** Per chunk: its path's index in `paths`, first line, last line. */
+  chunks: number[];
+  /** Per chunk, per field: distinct raw tokens (MiniSearch's field length). */
+  fieldLength: number[];
+  averageFieldLength: number[];
+  /** By term id. */
+  terms: string[];
+  /** Per term and chunk field it occurs in, in chunk order: term id, 1 + chunk id × fields + field id, count. */
+  entries: Int32Array;
+  entryCount: number;
+}
+
+interface Header {
+  format: typeof FORMAT;
+  paths: string[];
+  chunks: number[];
+  fieldLength: number[];
+  averageFieldLength: number[];
+  /** Sorted (by UTF-16 code units), so the terms a prefix starts are one run. */
+  terms: string[];
+}
+
+/** A query term as MiniSearch will search it: the processed term, and whether as a prefix too. */
+export interface QueryTerm {
+  term: string;
+  prefix: boolean;
+}
+
+/** A stored shard, ready to give the MiniSearch index a query needs. */
+export interface SearchableShard {
+  /** An index holding every term the query terms can match; null when none occurs here. */
+  indexFor(query: QueryTerm[]): MiniSearch | null;
+  /** About how many bytes of memory it holds. */
+  readonly cost: number;
+}
+
+const varintSize = (n: number) => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+
+function writeVarint(out: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    out[at++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  out[at++] = n;
+  return at;
+}
+
+/** The shard's bytes as stored; `fields` is the number of fields each chunk has. */
+export function encodeShard(shard: ShardCounts, fields: number): Uint8Array {
+  const { terms, entries, entryCount } = shard;
+  const order = terms.map((_, id) => id).sort((a, b) => (terms[a] < terms[b] ? -1 : 1));
+  const rank = new Int32Array(terms.length);
+  order.forEach((id, r) => rank[id] = r);
+  const slots = terms.length * fields;
+  const lengths = new Int32Array(slots);
+  const last = new Int32Array(slots);
+  const slotOf = (at: number) => rank[entries[at]] * fields + (entries[at + 1] - 1) % fields;
+  const chunkOf = (at: number) => Math.floor((entries[at + 1] - 1) / fields);
+  for (let at = 0; at < entryCount * 3; at += 3) {
+    const slot = slotOf(at);
+    const chunk = chunkOf(at);
+    lengths[slot] += varintSize(chunk - last[slot]) + varintSize(entries[at + 2]);
+    last[slot] = chunk;
+  }
+  const header = new TextEncoder().encode(JSON.stringify(
+    {
+      format: FORMAT,
+      paths: shard.paths,
+      chunks: shard.chunks,
+      fieldLength: shard.fieldLength,
+      averageFieldLength: shard.averageFieldLength,
+      terms: order.map((id) => terms[id]),
+    } satisfies Header,
+  ));
+  let lengthBytes = 0;
+  let bodyBytes = 0;
+  for (const n of lengths) {
+    lengthBytes += varintSize(n);
+    bodyBytes += n;
+  }
+  const bodyAt = 8 + header.byteLength + lengthBytes;
+  const out = new Uint8Array(bodyAt + bodyBytes);
+  out.set(MAGIC);
+  new DataView(out.buffer).setUint32(4, header.byteLength, true);
+  out.set(header, 8);
+  const next = new Int32Array(slots); // where each slot's next posting goes
+  for (let slot = 0, at = 8 + header.byteLength, body = bodyAt; slot < slots; slot++) {
+    at = writeVarint(out, at, lengths[slot]);
+    next[slot] = body;
+    body += lengths[slot];
+  }
+  last.fill(0);
+  for (let at = 0; at < entryCount * 3; at += 3) {
+    const slot = slotOf(at);
+    const chunk = chunkOf(at);
+    next[slot] = writeVarint(out, writeVarint(out, next[slot], chunk - last[slot]), entries[at + 2]);
+    last[slot] = chunk;
+  }
+  return out;
+}
+
+/** A shard in the current layout: its header parsed, its postings read only for the terms asked. */
+class ShardReader implements SearchableShard {
+  readonly cost: number;
+  readonly #bytes: Uint8Array;
+  readonly #header: Header;
+  readonly #fields: number;
+  /** Per term and field, where its postings start in #bytes; one more entry for the end. */
+  readonly #starts: Int32Array;
+
+  constructor(bytes: Uint8Array, header: Header, lengthsAt: number, private readonly options: Options) {
+    this.#bytes = bytes;
+    this.#header = header;
+    this.#fields = header.averageFieldLength.length;
+    const slots = header.terms.length * this.#fields;
+    const lengths = new Int32Array(slots);
+    let at = lengthsAt;
+    for (let slot = 0; slot < slots; slot++) [lengths[slot], at] = readVarint(bytes, at);
+    this.#starts = new Int32Array(slots + 1);
+    this.#starts[0] = at;
+    for (let slot = 0; slot < slots; slot++) this.#starts[slot + 1] = this.#starts[slot] + lengths[slot];
+    if (this.#starts[slots] !== bytes.byteLength) throw new Error("index shard: postings do not fit");
+    this.cost = bytes.byteLength + header.terms.length * 48 + header.chunks.length * 12;
+  }
+
+  indexFor(query: QueryTerm[]): MiniSearch | null {
+    const selected = new Set<number>();
+    for (const { term, prefix } of query) {
+      for (let t = this.#lowerBound(term); t < this.#header.terms.length; t++) {
+        const candidate = this.#header.terms[t];
+        if (candidate === term || (prefix && candidate.startsWith(term))) selected.add(t);
+        else break;
+      }
+    }
+    return selected.size ? this.#miniSearch(selected) : null;
+  }
+
+  /** MiniSearch's index of the terms `termIds` and of the chunks they occur in. */
+  #miniSearch(termIds: Iterable<number>): MiniSearch {
+    const { terms, chunks, paths, fieldLength, averageFieldLength } = this.#header;
+    const fields = this.#fields;
+    const documentIds: Record<number, number> = {};
+    const fieldLengths: Record<number, number[]> = {};
+    const storedFields: Record<number, { path: string; startLine: number; endLine: number }> = {};
+    const index: [string, Record<number, Record<number, number>>][] = [];
+    for (const t of termIds) {
+      const byField: Record<number, Record<number, number>> = {};
+      for (let field = 0; field < fields; field++) {
+        const slot = t * fields + field;
+        if (this.#starts[slot] === this.#starts[slot + 1]) continue;
+        const counts: Record<number, number> = {};
+        for (let at = this.#starts[slot], id = 0; at < this.#starts[slot + 1];) {
+          let step, count;
+          [step, at] = readVarint(this.#bytes, at);
+          [count, at] = readVarint(this.#bytes, at);
+          counts[id += step] = count;
+          if (documentIds[id] !== undefined) continue;
+          documentIds[id] = id;
+          fieldLengths[id] = fieldLength.slice(id * fields, (id + 1) * fields);
+          storedFields[id] = {
+            path: paths[chunks[id * 3]],
+            startLine: chunks[id * 3 + 1],
+            endLine: chunks[id * 3 + 2],
+          };
+        }
+        byField[field] = counts;
+      }
+      index.push([terms[t], byField]);
+    }
+    const count = chunks.length / 3;
+    return MiniSearch.loadJS({
+      documentCount: count,
+      nextId: count,
+      documentIds,
+      fieldIds: Object.fromEntries((this.options.fields as string[]).map((f, i) => [f, i])),
+      fieldLength: fieldLengths,
+      averageFieldLength,
+      storedFields,
+      dirtCount: 0,
+      index,
+      serializationVersion: 2,
+    }, this.options);
+  }
+
+  /** The first term not before `term`. */
+  #lowerBound(term: string): number {
+    const { terms } = this.#header;
+    let lo = 0;
+    for (let hi = terms.length; lo < hi;) {
+      const mid = (lo + hi) >>> 1;
+      if (terms[mid] < term) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+function readVarint(bytes: Uint8Array, at: number): [number, number] {
+  let n = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    if (at >= bytes.byteLength) break;
+    const b = bytes[at++];
+    n += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return [n, at];
+  }
+  throw new Error("index shard: a varint is cut off");
+}
+
+/** A shard of an earlier layout, loaded whole: every query gets the same index. */
+class WholeShard implements SearchableShard {
+  constructor(private readonly index: MiniSearch, readonly cost: number) {}
+
+  indexFor(): MiniSearch {
+    return this.index;
+  }
+}
+
+/** A shard as stored by `repolm-bm25-1`: per term, per field, `[chunk id step, count, …]`. */
+interface LegacyShard {
+  format: typeof LEGACY_FORMAT;
+  paths: string[];
+  chunks: number[];
+  fieldLength: number[];
+  averageFieldLength: number[];
+  terms: string[];
+  postings: number[][][];
+}
+
+/** A `repolm-bm25-1` shard as MiniSearch's serialised form. */
+function legacyForm(shard: LegacyShard, options: Options) {
+  const count = shard.chunks.length / 3;
+  const fields = shard.averageFieldLength.length;
+  const documentIds: Record<number, number> = {};
+  const fieldLength: Record<number, number[]> = {};
+  const storedFields: Record<number, { path: string; startLine: number; endLine: number }> = {};
+  for (let id = 0; id < count; id++) {
+    documentIds[id] = id;
+    fieldLength[id] = shard.fieldLength.slice(id * fields, (id + 1) * fields);
+    const [pathIndex, startLine, endLine] = shard.chunks.slice(id * 3, id * 3 + 3);
+    storedFields[id] = { path: shard.paths[pathIndex], startLine, endLine };
+  }
+  const index = shard.terms.map((term, t): [string, Record<number, Record<number, number>>] => {
+    const byField: Record<number, Record<number, number>> = {};
+    shard.postings[t].forEach((flat, fieldId) => {
+      if (!flat.length) return;
+      const counts: Record<number, number> = {};
+      for (let i = 0, id = 0; i < flat.length; i += 2) counts[id += flat[i]] = flat[i + 1];
+      byField[fieldId] = counts;
+    });
+    return [term, byField];
+  });
+  return {
+    documentCount: count,
+    nextId: count,
+    documentIds,
+    fieldIds: Object.fromEntries((options.fields as string[]).map((f, i) => [f, i])),
+    fieldLength,
+    averageFieldLength: shard.averageFieldLength,
+    storedFields,
+    dirtCount: 0,
+    index,
+    serializationVersion: 2,
+  };
+}
+
+const hasMagic = (bytes: Uint8Array) => bytes.byteLength >= 8 && MAGIC.every((b, i) => bytes[i] === b);
+
+/** A stored shard, ready to search with `options` (those it was built with); null when unreadable. */
+export function openShard(bytes: Uint8Array, options: Options): SearchableShard | null {
+  try {
+    if (hasMagic(bytes)) {
+      const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
+      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))) as Header;
+      return header.format === FORMAT ? new ShardReader(bytes, header, 8 + length, options) : null;
+    }
+    const parsed = JSON.parse(new TextDecoder().decode(bytes));
+    const form = parsed?.format === LEGACY_FORMAT ? legacyForm(parsed, options) : parsed;
+    // a whole MiniSearch index takes several times its stored size
+    return new WholeShard(MiniSearch.loadJS(form, options), bytes.byteLength * 8);
+  } catch {
+    return null; // an index in another format: no hits rather than a failed chat
+  }
+}
