@@ -10,7 +10,9 @@
  * where the archives, the app's KV file and tar's output go (e.g. /dev/shm, to keep a busy disk
  * out of both measurements). For each, a fresh app process on a fresh KV file
  * ingests it through `POST /api/repos` and the job's SSE stream; the bench prints MB/s, files/s,
- * the app's peak RSS (VmHWM) and CPU, and the time `tar -xzf` takes for the same archive.
+ * the app's peak RSS (VmHWM) and CPU, and the time `tar -xzf` takes for the same archive. Then it
+ * asks the new repository one chat question twice (no model: the offline answer is the retrieval
+ * index's best passages) and prints how long each took, and the app's RSS after them.
  * Targets (issue 2): peak RSS < 200 MB at any size; throughput ≥ 1/4 of `tar -xzf`.
  */
 import { parseArgs } from "node:util";
@@ -34,6 +36,25 @@ interface Result {
   cpuSeconds: number;
   stored: number;
   skipped: number;
+  /** A chat question answered from the new repository's index (offline: retrieval is the work), twice. */
+  chatSeconds: [number, number];
+  /** The app's RSS after those questions. */
+  chatRssMb: number;
+}
+
+/** A question for the offline chat, whose answer is the index's best passages: times it, start to end of stream. */
+async function timeChat(app: AppProcess, repoId: string): Promise<number> {
+  const t0 = performance.now();
+  const res = await fetch(`${app.url}/api/repos/${repoId}/chat`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ messages: [{ role: "user", content: "How is the config parsed and cached?" }] }),
+  });
+  const body = await res.text();
+  if (!res.ok || !body.includes("event: sources") || !body.includes("event: done")) {
+    throw new Error(`chat answered ${res.status}: ${body.slice(0, 300)}`);
+  }
+  return (performance.now() - t0) / 1000;
 }
 
 const MB = 1024 * 1024;
@@ -137,7 +158,10 @@ async function ingestOnce(archive: Archive, env: Record<string, string>, dir: st
     const cpuSeconds = (await app.cpuSeconds()) - cpu0;
     const { peakMb } = await app.memory();
     const repo = await (await fetch(`${app.url}/api/repos/${started.repo.id}`)).json();
+    const chatSeconds: [number, number] = [await timeChat(app, repo.id), await timeChat(app, repo.id)];
     return {
+      chatSeconds,
+      chatRssMb: (await app.memory()).rssMb,
       seconds,
       peakMb,
       idleMb,
@@ -157,7 +181,8 @@ function runLine(archive: Archive, r: Result, tar: { seconds: number; cpuSeconds
     `peak RSS ${r.peakMb.toFixed(0)} MB (idle ${r.idleMb.toFixed(0)}); ` +
     `tar -xzf ${tar.seconds.toFixed(2)} s (CPU ${
       tar.cpuSeconds.toFixed(2)
-    } s); ${r.stored} stored, ${r.skipped} skipped`;
+    } s); ${r.stored} stored, ${r.skipped} skipped; a chat question ${r.chatSeconds[0].toFixed(2)} s, ` +
+    `again ${r.chatSeconds[1].toFixed(2)} s (RSS then ${r.chatRssMb.toFixed(0)} MB)`;
 }
 
 /** The summary over runs: best wall times of each (the machine may be shared), worst peak RSS. */
