@@ -76,7 +76,10 @@ function writeVarint(out: Uint8Array, at: number, n: number): number {
 /** The shard's bytes as stored; `fields` is the number of fields each chunk has. */
 export function encodeShard(shard: ShardCounts, fields: number): Uint8Array {
   const { terms, entries, entryCount } = shard;
-  const order = terms.map((_, id) => id).sort((a, b) => (terms[a] < terms[b] ? -1 : 1));
+  const order = terms.map((_, id) => id).sort((
+    a,
+    b,
+  ) => (terms[a] < terms[b] ? -1 : terms[a] > terms[b] ? 1 : 0));
   const rank = new Int32Array(terms.length);
   order.forEach((id, r) => rank[id] = r);
   const slots = terms.length * fields;

@@ -364,33 +364,41 @@ export class IndexBuilder {
 const shardCache = new Map<string, SearchableShard>();
 const SHARD_CACHE_BYTES = 64 * 1024 * 1024;
 let shardCacheBytes = 0;
+/** Shards being read now: questions that arrive together read each shard once. */
+const shardReads = new Map<string, Promise<SearchableShard | null>>();
 
-async function loadShard(
-  kv: Deno.Kv,
-  repoId: string,
-  gen: string,
-  shard: number,
-): Promise<SearchableShard | null> {
+function loadShard(kv: Deno.Kv, repoId: string, gen: string, shard: number): Promise<SearchableShard | null> {
   const cacheKey = `${repoId}:${gen}:${shard}`;
   const hit = shardCache.get(cacheKey);
   if (hit) {
     shardCache.delete(cacheKey);
     shardCache.set(cacheKey, hit);
-    return hit;
+    return Promise.resolve(hit);
   }
-  const base = keys.repoIndexShard(repoId, gen, shard);
+  let read = shardReads.get(cacheKey);
+  if (!read) {
+    read = readShard(kv, keys.repoIndexShard(repoId, gen, shard)).then((loaded) => {
+      if (loaded) cacheShard(cacheKey, loaded);
+      return loaded;
+    }).finally(() => shardReads.delete(cacheKey));
+    shardReads.set(cacheKey, read);
+  }
+  return read;
+}
+
+async function readShard(kv: Deno.Kv, base: Deno.KvKey): Promise<SearchableShard | null> {
   const meta = await getBlobMeta(kv, base);
-  if (!meta) return null;
-  const loaded = openShard((await readBlob(kv, base, meta))!, INDEX_OPTIONS);
-  if (!loaded) return null;
+  return meta ? openShard((await readBlob(kv, base, meta))!, INDEX_OPTIONS) : null;
+}
+
+function cacheShard(cacheKey: string, loaded: SearchableShard): void {
+  shardCacheBytes += loaded.cost - (shardCache.get(cacheKey)?.cost ?? 0);
   shardCache.set(cacheKey, loaded);
-  shardCacheBytes += loaded.cost;
   for (const [key, old] of shardCache) {
     if (shardCacheBytes <= SHARD_CACHE_BYTES || old === loaded) break;
     shardCache.delete(key);
     shardCacheBytes -= old.cost;
   }
-  return loaded;
 }
 
 /** Prefix search for query terms longer than 3 characters. */

@@ -376,3 +376,33 @@ Deno.test("a search loads only the terms its query can match, and scores as over
     kv.close();
   }
 });
+
+Deno.test("questions that arrive together read each shard once", async () => {
+  const { kv, repo } = await buildIndex({ "big/one.ts": "parse the config\n".repeat(140_000), ...FILES });
+  try {
+    assert.equal(repo.indexShards, 2);
+    let shardReads = 0;
+    const counting = new Proxy(kv, {
+      get(target, name) {
+        if (name === "get") {
+          return (key: Deno.KvKey) => {
+            if (key.includes("index")) shardReads++;
+            return target.get(key);
+          };
+        }
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => searchRepo(counting, repo, "parse config")),
+    );
+    assert.equal(shardReads, repo.indexShards);
+    for (const hits of answers) assert.deepEqual(hits, answers[0]);
+    assert.ok(answers[0].length > 0);
+    await searchRepo(counting, repo, "github url");
+    assert.equal(shardReads, repo.indexShards, "read again, though cached");
+  } finally {
+    kv.close();
+  }
+});
