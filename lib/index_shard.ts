@@ -168,12 +168,9 @@ class ShardReader implements SearchableShard {
 
   /** MiniSearch's index of the terms `termIds` and of the chunks they occur in. */
   #miniSearch(termIds: Iterable<number>): MiniSearch {
-    const { terms, chunks, paths, fieldLength, averageFieldLength } = this.#header;
     const fields = this.#fields;
-    const documentIds: Record<number, number> = {};
-    const fieldLengths: Record<number, number[]> = {};
-    const storedFields: Record<number, { path: string; startLine: number; endLine: number }> = {};
-    const index: [string, Record<number, Record<number, number>>][] = [];
+    const docs = new Set<number>();
+    const index: SerialisedTerm[] = [];
     for (const t of termIds) {
       const byField: Record<number, Record<number, number>> = {};
       for (let field = 0; field < fields; field++) {
@@ -185,32 +182,13 @@ class ShardReader implements SearchableShard {
           [step, at] = readVarint(this.#bytes, at);
           [count, at] = readVarint(this.#bytes, at);
           counts[id += step] = count;
-          if (documentIds[id] !== undefined) continue;
-          documentIds[id] = id;
-          fieldLengths[id] = fieldLength.slice(id * fields, (id + 1) * fields);
-          storedFields[id] = {
-            path: paths[chunks[id * 3]],
-            startLine: chunks[id * 3 + 1],
-            endLine: chunks[id * 3 + 2],
-          };
+          docs.add(id);
         }
         byField[field] = counts;
       }
-      index.push([terms[t], byField]);
+      index.push([this.#header.terms[t], byField]);
     }
-    const count = chunks.length / 3;
-    return MiniSearch.loadJS({
-      documentCount: count,
-      nextId: count,
-      documentIds,
-      fieldIds: Object.fromEntries((this.options.fields as string[]).map((f, i) => [f, i])),
-      fieldLength: fieldLengths,
-      averageFieldLength,
-      storedFields,
-      dirtCount: 0,
-      index,
-      serializationVersion: 2,
-    }, this.options);
+    return MiniSearch.loadJS(serialisedForm(this.#header, docs, index, this.options), this.options);
   }
 
   /** The first term not before `term`. */
@@ -259,18 +237,7 @@ interface LegacyShard {
 
 /** A `repolm-bm25-1` shard as MiniSearch's serialised form. */
 function legacyForm(shard: LegacyShard, options: Options) {
-  const count = shard.chunks.length / 3;
-  const fields = shard.averageFieldLength.length;
-  const documentIds: Record<number, number> = {};
-  const fieldLength: Record<number, number[]> = {};
-  const storedFields: Record<number, { path: string; startLine: number; endLine: number }> = {};
-  for (let id = 0; id < count; id++) {
-    documentIds[id] = id;
-    fieldLength[id] = shard.fieldLength.slice(id * fields, (id + 1) * fields);
-    const [pathIndex, startLine, endLine] = shard.chunks.slice(id * 3, id * 3 + 3);
-    storedFields[id] = { path: shard.paths[pathIndex], startLine, endLine };
-  }
-  const index = shard.terms.map((term, t): [string, Record<number, Record<number, number>>] => {
+  const index = shard.terms.map((term, t): SerialisedTerm => {
     const byField: Record<number, Record<number, number>> = {};
     shard.postings[t].forEach((flat, fieldId) => {
       if (!flat.length) return;
@@ -280,6 +247,35 @@ function legacyForm(shard: LegacyShard, options: Options) {
     });
     return [term, byField];
   });
+  return serialisedForm(
+    shard,
+    Array.from({ length: shard.chunks.length / 3 }, (_, id) => id),
+    index,
+    options,
+  );
+}
+
+/** A term and its counts by field id, then by chunk id, as MiniSearch serialises them. */
+type SerialisedTerm = [string, Record<number, Record<number, number>>];
+
+/** MiniSearch's serialised form (`toJSON()`, version 2) of a shard's chunks `docs` and terms `index`. */
+function serialisedForm(
+  shard: Pick<Header, "paths" | "chunks" | "fieldLength" | "averageFieldLength">,
+  docs: Iterable<number>,
+  index: SerialisedTerm[],
+  options: Options,
+) {
+  const count = shard.chunks.length / 3;
+  const fields = shard.averageFieldLength.length;
+  const documentIds: Record<number, number> = {};
+  const fieldLength: Record<number, number[]> = {};
+  const storedFields: Record<number, { path: string; startLine: number; endLine: number }> = {};
+  for (const id of docs) {
+    documentIds[id] = id;
+    fieldLength[id] = shard.fieldLength.slice(id * fields, (id + 1) * fields);
+    const [pathIndex, startLine, endLine] = shard.chunks.slice(id * 3, id * 3 + 3);
+    storedFields[id] = { path: shard.paths[pathIndex], startLine, endLine };
+  }
   return {
     documentCount: count,
     nextId: count,
