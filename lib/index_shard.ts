@@ -33,9 +33,11 @@ export interface ShardCounts {
   averageFieldLength: number[];
   /** By term id. */
   terms: string[];
-  /** Per term and chunk field it occurs in, in chunk order: term id, 1 + chunk id × fields + field id, count. */
+  /**
+   * Per term and chunk field it occurs in, in chunk order, three numbers: term id, 1 + chunk id ×
+   * fields + field id, count.
+   */
   entries: Int32Array;
-  entryCount: number;
 }
 
 interface Header {
@@ -73,13 +75,12 @@ function writeVarint(out: Uint8Array, at: number, n: number): number {
   return at;
 }
 
-/** The shard's bytes as stored; `fields` is the number of fields each chunk has. */
-export function encodeShard(shard: ShardCounts, fields: number): Uint8Array {
-  const { terms, entries, entryCount } = shard;
-  const order = terms.map((_, id) => id).sort((
-    a,
-    b,
-  ) => (terms[a] < terms[b] ? -1 : terms[a] > terms[b] ? 1 : 0));
+/** The shard's bytes as stored. */
+export function encodeShard(shard: ShardCounts): Uint8Array {
+  const { terms, entries } = shard;
+  const fields = shard.averageFieldLength.length;
+  const byTerm = (a: number, b: number) => (terms[a] < terms[b] ? -1 : terms[a] > terms[b] ? 1 : 0);
+  const order = terms.map((_, id) => id).sort(byTerm);
   const rank = new Int32Array(terms.length);
   order.forEach((id, r) => rank[id] = r);
   const slots = terms.length * fields;
@@ -87,7 +88,7 @@ export function encodeShard(shard: ShardCounts, fields: number): Uint8Array {
   const last = new Int32Array(slots);
   const slotOf = (at: number) => rank[entries[at]] * fields + (entries[at + 1] - 1) % fields;
   const chunkOf = (at: number) => Math.floor((entries[at + 1] - 1) / fields);
-  for (let at = 0; at < entryCount * 3; at += 3) {
+  for (let at = 0; at < entries.length; at += 3) {
     const slot = slotOf(at);
     const chunk = chunkOf(at);
     lengths[slot] += varintSize(chunk - last[slot]) + varintSize(entries[at + 2]);
@@ -121,7 +122,7 @@ export function encodeShard(shard: ShardCounts, fields: number): Uint8Array {
     body += lengths[slot];
   }
   last.fill(0);
-  for (let at = 0; at < entryCount * 3; at += 3) {
+  for (let at = 0; at < entries.length; at += 3) {
     const slot = slotOf(at);
     const chunk = chunkOf(at);
     next[slot] = writeVarint(out, writeVarint(out, next[slot], chunk - last[slot]), entries[at + 2]);

@@ -262,7 +262,6 @@ class Shard {
       averageFieldLength: this.#averageFieldLength,
       terms: this.#terms,
       entries: this.#entries.subarray(0, this.#entryCount * 3),
-      entryCount: this.#entryCount,
     };
     this.#reset();
     return counts;
@@ -345,7 +344,7 @@ export class IndexBuilder {
 
   async #writeShard(): Promise<void> {
     if (this.#shard.count === 0) return;
-    const bytes = encodeShard(this.#shard.take(), FIELDS.length);
+    const bytes = encodeShard(this.#shard.take());
     await writeBlob(this.batch, keys.repoIndexShard(this.repoId, this.gen, this.shards), bytes);
     this.shards++;
   }
