@@ -49,6 +49,9 @@ class LiveArtifact {
   viewers = 0;
   #latest: ArtifactRecord | null = null;
   #lastPublished = 0;
+  /** Publishes started, and the latest one whose record reached viewers (see #wakeWith). */
+  #publishes = 0;
+  #woken = 0;
   #publishTimer: ReturnType<typeof setTimeout> | undefined;
   #next: Promise<void> | null = null;
   #wake: () => void = () => {};
@@ -106,8 +109,36 @@ class LiveArtifact {
   #publish(): void {
     clearTimeout(this.#publishTimer);
     this.#publishTimer = undefined;
-    this.record = this.#latest;
     this.#lastPublished = Date.now();
+    const record = this.#latest;
+    const order = ++this.#publishes;
+    const reads = this.#readNewBatches(record);
+    if (reads) reads.then(() => this.#wakeWith(record, order));
+    else this.#wakeWith(record, order);
+  }
+
+  /**
+   * Reads the batches `record` has past the published record's, so that viewers are woken with all
+   * of them ready and each takes the whole run in one write. Woken before the reads, each viewer
+   * would be sent the first new batch alone and pull again for the next: a write, and a place in
+   * the queue behind every other viewer, per batch. Null when there is nothing new to read.
+   */
+  #readNewBatches(record: ArtifactRecord | null): Promise<unknown> | null {
+    const published = this.record;
+    if (!record || !published || record.gen !== published.gen || record.textSeq <= published.textSeq) {
+      return null;
+    }
+    const reads = [];
+    const from = Math.max(published.textSeq + 1, record.textSeq - MAX_CHUNK_BATCHES + 1);
+    for (let seq = from; seq <= record.textSeq; seq++) reads.push(this.deltaEvent(record.gen, seq));
+    return Promise.allSettled(reads);
+  }
+
+  /** Publishes `record` to viewers, unless a later publish got there first. */
+  #wakeWith(record: ArtifactRecord | null, order: number): void {
+    if (order < this.#woken) return;
+    this.#woken = order;
+    this.record = record;
     this.#next = null;
     this.#wake();
   }

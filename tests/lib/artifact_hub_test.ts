@@ -92,3 +92,64 @@ Deno.test("a failed batch read is not kept: the next viewer asking reads the bat
     kv.close();
   }
 });
+
+Deno.test("viewers are woken with every new batch already read, so one write takes them all", async (t) => {
+  const id = "art";
+  const record = { id, status: "generating", gen: 1, textSeq: 1, expiresAt: Date.now() + 60_000 };
+  /** Commits batches 2–4 at once (as a paced publish finds them) and waits until they are published. */
+  async function publishThree(kv: Deno.Kv, hub: ArtifactHub) {
+    await kv.set(keys.artifactText(id, 1, 1), "a");
+    await kv.set(keys.artifact(id), record);
+    const joined = hub.join(id);
+    await joined.live.ready();
+    await kv.atomic()
+      .set(keys.artifactText(id, 1, 2), "b")
+      .set(keys.artifactText(id, 1, 3), "c")
+      .set(keys.artifactText(id, 1, 4), "d")
+      .set(keys.artifact(id), { ...record, textSeq: 4 })
+      .commit();
+    while (joined.live.record!.textSeq < 4) await joined.live.changed();
+    return joined;
+  }
+
+  await t.step("the woken viewer's next write holds batches 2, 3 and 4", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const { live, leave } = await publishThree(kv, new ArtifactHub(kv));
+    try {
+      const ready = live.readyDeltaEvents(1, 2, 4);
+      assert.ok(ready, "the new batches were not read before the viewers were woken");
+      assert.equal(ready.last, 4);
+      const texts = [...new TextDecoder().decode(ready.bytes).matchAll(/"text":"(\w)"/g)].map((m) => m[1]);
+      assert.deepEqual(texts, ["b", "c", "d"]);
+    } finally {
+      leave();
+      kv.close();
+    }
+  });
+
+  await t.step("a failed read does not hold the publish back: viewers read again themselves", async () => {
+    const kv = await Deno.openKv(":memory:");
+    let failures = 1;
+    const flaky = new Proxy(kv, {
+      get(target, name) {
+        if (name !== "get") {
+          const value = Reflect.get(target, name, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        }
+        return (key: Deno.KvKey) =>
+          key[0] === "artifact_text" && key[3] === 3 && failures-- > 0
+            ? Promise.reject(new Error("database is locked"))
+            : target.get(key);
+      },
+    });
+    const { live, leave } = await publishThree(kv, new ArtifactHub(flaky));
+    try {
+      assert.equal(live.readyDeltaEvents(1, 2, 4)?.last, 2, "the run stops before the batch that failed");
+      const rest = await live.deltaEvents(1, 3, 4);
+      assert.equal(rest?.last, 4);
+    } finally {
+      leave();
+      kv.close();
+    }
+  });
+});
