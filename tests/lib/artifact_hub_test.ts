@@ -58,6 +58,21 @@ Deno.test("the hub publishes changes at once to a few viewers and paced to many 
   );
 });
 
+/** `kv`, except that the first `get` of a key that `matches` fails, as a local KV file locked by another process can. */
+function failingFirstRead(kv: Deno.Kv, matches: (key: Deno.KvKey) => boolean): Deno.Kv {
+  let failures = 1;
+  return new Proxy(kv, {
+    get(target, name) {
+      if (name !== "get") {
+        const value = Reflect.get(target, name, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return (key: Deno.KvKey) =>
+        matches(key) && failures-- > 0 ? Promise.reject(new Error("database is locked")) : target.get(key);
+    },
+  });
+}
+
 Deno.test("a failed batch read is not kept: the next viewer asking reads the batch again", async () => {
   const kv = await Deno.openKv(":memory:");
   const id = "art";
@@ -70,17 +85,7 @@ Deno.test("a failed batch read is not kept: the next viewer asking reads the bat
   });
   await kv.set(keys.artifactText(id, 1, 1), "hello");
   // the first read of the text fails, as a local KV file locked by another process can
-  let failures = 1;
-  const flaky = new Proxy(kv, {
-    get(target, name) {
-      if (name !== "get") return Reflect.get(target, name, target);
-      return (key: Deno.KvKey) =>
-        key[0] === "artifact_text" && failures-- > 0
-          ? Promise.reject(new Error("database is locked"))
-          : target.get(key);
-    },
-  });
-  const hub = new ArtifactHub(flaky);
+  const hub = new ArtifactHub(failingFirstRead(kv, (key) => key[0] === "artifact_text"));
   const { live, leave } = hub.join(id);
   try {
     await live.ready();
@@ -129,19 +134,7 @@ Deno.test("viewers are woken with every new batch already read, so one write tak
 
   await t.step("a failed read does not hold the publish back: viewers read again themselves", async () => {
     const kv = await Deno.openKv(":memory:");
-    let failures = 1;
-    const flaky = new Proxy(kv, {
-      get(target, name) {
-        if (name !== "get") {
-          const value = Reflect.get(target, name, target);
-          return typeof value === "function" ? value.bind(target) : value;
-        }
-        return (key: Deno.KvKey) =>
-          key[0] === "artifact_text" && key[3] === 3 && failures-- > 0
-            ? Promise.reject(new Error("database is locked"))
-            : target.get(key);
-      },
-    });
+    const flaky = failingFirstRead(kv, (key) => key[0] === "artifact_text" && key[3] === 3);
     const { live, leave } = await publishThree(kv, new ArtifactHub(flaky));
     try {
       assert.equal(live.readyDeltaEvents(1, 2, 4)?.last, 2, "the run stops before the batch that failed");
