@@ -7,7 +7,7 @@
  * Deliveries are paced by how many viewers the process holds: each write to a socket costs the
  * process ~15–40 µs however small it is, so 10,000 viewers woken for every ~100 ms batch would
  * need more than a core. A change is published to viewers at most once per
- * `viewers / DELIVERIES_PER_SECOND` (0 ms for a few hundred viewers, 250 ms for 10,000); whatever
+ * `viewers / DELIVERIES_PER_SECOND` (0 ms for a few hundred viewers, 200 ms for 10,000); whatever
  * was written meanwhile goes out together, as one write per viewer.
  */
 import type { ArtifactRecord } from "./artifacts.ts";
@@ -27,7 +27,7 @@ const MAX_CHUNK_BATCHES = 64;
  */
 const JOINED_RUNS = 8;
 /** Socket writes per second a process aims to stay under across all its viewers. */
-export const DELIVERIES_PER_SECOND = 40_000;
+export const DELIVERIES_PER_SECOND = 50_000;
 /**
  * How often a live artifact's record is read for writes by other processes (kv.watch sees this
  * process's own at once): the slow poll DESIGN.md allows (≥ 250 ms), one KV read per live artifact
