@@ -60,7 +60,7 @@ class LiveArtifact {
   #framed = new Map<string, Uint8Array>();
   /** The latest runs of batches joined into one buffer, each shared by every viewer at its position. */
   #joined: (Deltas & { gen: number; from: number; to: number })[] = [];
-  #final: { record: ArtifactRecord; bytes: Uint8Array } | null = null;
+  #final: { record: ArtifactRecord; bytes: Promise<Uint8Array> } | null = null;
   #abort = new AbortController();
   #first: Promise<void>;
 
@@ -231,10 +231,17 @@ class LiveArtifact {
 
   /**
    * The event that ends every viewer's stream at `record` (done or error), framed once for all of
-   * them: 10,000 viewers finishing together would otherwise each serialise the same record.
+   * them (10,000 viewers finishing together would otherwise each serialise the same record), and
+   * handed out one macrotask after it was first asked for. Handed out at once, it went into the same
+   * turn of the event loop as the final text, so every socket took its last text, the end and the
+   * close together, and the last of 10,000 viewers got the final text ~3× later than any other batch
+   * (p99 ~670 ms, not ~220). Deferred, the final text goes out to everyone first, like any publish.
    */
-  finalEvent(record: ArtifactRecord, make: () => SseEvent): Uint8Array {
-    if (this.#final?.record !== record) this.#final = { record, bytes: formatEvent(make()) };
+  finalEvent(record: ArtifactRecord, make: () => SseEvent): Promise<Uint8Array> {
+    if (this.#final?.record !== record) {
+      const bytes = formatEvent(make());
+      this.#final = { record, bytes: new Promise((resolve) => setTimeout(() => resolve(bytes), 0)) };
+    }
     return this.#final.bytes;
   }
 

@@ -102,23 +102,21 @@ class ArtifactViewer implements SseEvents {
       );
     }
     if (rec.status === "done") {
-      return this.#last(
-        this.live.finalEvent(rec, () => ({ id: rec.textSeq, event: "done", data: publicArtifact(rec) })),
-      );
+      return this.live.finalEvent(rec, () => ({ id: rec.textSeq, event: "done", data: publicArtifact(rec) }))
+        .then(this.#end);
     }
     if (rec.status === "failed") {
-      return this.#last(
-        this.live.finalEvent(rec, () => ({
-          id: rec.textSeq,
-          event: "error",
-          data: rec.error ?? { code: "failed", message: "The generation failed." },
-        })),
-      );
+      return this.live.finalEvent(rec, () => ({
+        id: rec.textSeq,
+        event: "error",
+        data: rec.error ?? { code: "failed", message: "The generation failed." },
+      })).then(this.#end);
     }
     return this.live.changed().then(this.#resume);
   }
 
   readonly #resume = () => this.next();
+  readonly #end = (event: Uint8Array) => this.#last(event);
 
   #send(chunk: { bytes: Uint8Array; last: number }): IteratorResult<Uint8Array> {
     this.#next = chunk.last + 1;

@@ -146,3 +146,31 @@ Deno.test("viewers are woken with every new batch already read, so one write tak
     }
   });
 });
+
+Deno.test("the final event is framed once and handed out a macrotask later, after the final text of that turn", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const id = "art";
+  const record = { id, status: "done", gen: 1, textSeq: 3, expiresAt: Date.now() + 60_000 };
+  await kv.set(keys.artifact(id), record);
+  const hub = new ArtifactHub(kv);
+  const viewers = Array.from({ length: 3 }, () => hub.join(id));
+  const { live } = viewers[0];
+  try {
+    await live.ready();
+    let framed = 0;
+    const make = () => (framed++, { id: 3, event: "done", data: { id } });
+    const handedOut: Uint8Array[] = [];
+    const finals = viewers.map(() =>
+      live.finalEvent(live.record!, make).then((bytes) => handedOut.push(bytes))
+    );
+    for (let i = 0; i < 50; i++) await null; // every microtask of this turn runs first
+    assert.equal(handedOut.length, 0, "the final event went out in the same turn as the final text");
+    await Promise.all(finals);
+    assert.equal(framed, 1);
+    assert.equal(new Set(handedOut).size, 1, "every viewer is sent the same bytes");
+    assert.match(new TextDecoder().decode(handedOut[0]), /^id: 3\nevent: done\n/);
+  } finally {
+    for (const { leave } of viewers) leave();
+    kv.close();
+  }
+});
