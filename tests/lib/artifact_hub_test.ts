@@ -163,7 +163,7 @@ Deno.test("the final event is framed once and handed out a macrotask later, afte
     const finals = viewers.map(() =>
       live.finalEvent(live.record!, make).then((bytes) => handedOut.push(bytes))
     );
-    for (let i = 0; i < 50; i++) await null; // every microtask of this turn runs first
+    for (let i = 0; i < 50; i++) await null; // 50 rounds of microtasks: still the same turn of the event loop
     assert.equal(handedOut.length, 0, "the final event went out in the same turn as the final text");
     await Promise.all(finals);
     assert.equal(framed, 1);
