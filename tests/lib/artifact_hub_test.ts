@@ -45,11 +45,18 @@ Deno.test("the hub publishes changes at once to a few viewers and paced to many 
     async () => {
       const paceMs = (10_000 * 1000) / DELIVERIES_PER_SECOND;
       assert.ok(paceMs >= 100, `a pace of ${paceMs} ms is too short to tell from the writes every 5 ms`);
-      const { times, lastSeq } = await publishTimes(10_000, 3.5 * paceMs);
+      const writingMs = 3.5 * paceMs;
+      const { times, lastSeq } = await publishTimes(10_000, writingMs);
       assert.ok(times.length >= 2, `${times.length} publishes`);
+      // Publishes start a pace apart; a viewer sees each once its batches are read, a few ms later
+      // or, on a busy machine, more. So the exact check is the count; single gaps get a margin.
+      assert.ok(
+        times.length <= Math.floor(writingMs / paceMs) + 1,
+        `${times.length} publishes in ${writingMs} ms at one per ${paceMs} ms`,
+      );
       for (let i = 1; i < times.length; i++) {
         assert.ok(
-          times[i] - times[i - 1] >= paceMs - 2,
+          times[i] - times[i - 1] >= paceMs / 2,
           `publishes ${i - 1} and ${i} were ${times[i] - times[i - 1]} ms apart`,
         );
       }
