@@ -21,7 +21,7 @@ import {
 } from "./index_shard.ts";
 import { keys } from "./keys.ts";
 import type { KvBatch } from "./kv_util.ts";
-import { HASH_SEED, hashStep, spanHash, SpanTable, withRoom } from "./span_table.ts";
+import { finalHash, HASH_SEED, hashStep, spanHash, SpanTable, withRoom } from "./span_table.ts";
 
 export interface Chunk {
   path: string;
@@ -80,34 +80,43 @@ export function forEachToken(text: string, visit: TokenVisitor, from = 0, to = t
       if (c === UNDERSCORE || (c === UPPER && j > i)) splits = true;
       hash = hashStep(hash, text.charCodeAt(j));
     }
-    visit(i, j, hash);
+    visit(i, j, finalHash(hash));
     if (splits) visitParts(text, i, j, visit);
     i = j;
   }
 }
 
-const partBounds: number[] = [];
+/** Each part's start and end, reused from word to word (an array emptied by `length = 0` lets go of its storage). */
+let partBounds = new Int32Array(64);
+
+/** Puts the part `[from, to)` at `partBounds[at]`; returns where the next goes. */
+function addPart(at: number, from: number, to: number): number {
+  partBounds = withRoom(partBounds, at + 1);
+  partBounds[at] = from;
+  partBounds[at + 1] = to;
+  return at + 2;
+}
 
 /** The parts of the word `text[start, end)`, when there are more than one. */
 function visitParts(text: string, start: number, end: number, visit: TokenVisitor) {
-  partBounds.length = 0;
+  let bounds = 0;
   let partStart = start;
   for (let k = start; k < end; k++) {
     const here = classAt(text, k);
     if (here === UNDERSCORE) {
-      partBounds.push(partStart, k);
+      bounds = addPart(bounds, partStart, k);
       partStart = k + 1;
     } else if (here === UPPER && k > partStart) {
       const before = classAt(text, k - 1);
       if (before & (LOWER | DIGIT) || (before === UPPER && k + 1 < end && classAt(text, k + 1) === LOWER)) {
-        partBounds.push(partStart, k);
+        bounds = addPart(bounds, partStart, k);
         partStart = k;
       }
     }
   }
-  if (partBounds.length === 0) return;
-  partBounds.push(partStart, end);
-  for (let p = 0; p < partBounds.length; p += 2) {
+  if (bounds === 0) return;
+  bounds = addPart(bounds, partStart, end);
+  for (let p = 0; p < bounds; p += 2) {
     visit(partBounds[p], partBounds[p + 1], spanHash(text, partBounds[p], partBounds[p + 1]));
   }
 }

@@ -20,6 +20,14 @@ export const HASH_SEED = crypto.getRandomValues(new Int32Array(1))[0];
 export const hashStep = (hash: number, code: number): number => Math.imul(hash ^ code, 0x01000193);
 
 /**
+ * The hash a span is known by: the low 30 bits of its running hash. V8 keeps integers of up to 31
+ * bits unboxed; a full 32-bit hash passed to a function that is not inlined gets a heap number,
+ * one allocation per word looked up (with retrieval.ts's part bounds, a third of all that a large
+ * ingest allocated: docs/PERFORMANCE.md).
+ */
+export const finalHash = (hash: number): number => hash & 0x3fffffff;
+
+/**
  * A hash's home slot, before the table's mask: FNV-1a's low bits depend only on the low bits of
  * each code unit, so the high bits are mixed in.
  */
@@ -31,7 +39,7 @@ export function slotHash(hash: number): number {
 export function spanHash(text: string, start: number, end: number): number {
   let hash = HASH_SEED;
   for (let i = start; i < end; i++) hash = hashStep(hash, text.charCodeAt(i));
-  return hash;
+  return finalHash(hash);
 }
 
 export class SpanTable {
@@ -57,7 +65,8 @@ export class SpanTable {
 
   /**
    * The id of the key `text[start, end)`, adding it when new (then its id is `size - 1`). A caller
-   * that scans the span anyway may pass its hash, built with {@link HASH_SEED} and {@link hashStep}.
+   * that scans the span anyway may pass its hash, built with {@link HASH_SEED}, {@link hashStep}
+   * and {@link finalHash}.
    */
   intern(text: string, start: number, end: number, hash = spanHash(text, start, end)): number {
     const slot = this.#slotOf(text, start, end, hash);
