@@ -4,7 +4,8 @@
  * The client's own retries are off: lib/llm/resilient.ts retries with full jitter and a shared
  * circuit breaker instead, so an outage is not multiplied by every instance.
  */
-import OpenAI from "openai";
+import type OpenAI from "openai";
+import type { APIConnectionError, APIError } from "openai";
 import { artifactMessages, chatMessages } from "./prompts.ts";
 import type { ChatTask, Delta, GenerationTask, LlmProvider } from "./types.ts";
 
@@ -28,26 +29,45 @@ export class StreamStalledError extends Error {
   }
 }
 
+/**
+ * The `openai` package, loaded when a process first calls the model: it adds ~13 MB to a process's
+ * memory, which an instance on the offline provider, or one that only ingests, never needs.
+ */
+let sdk: typeof OpenAI | null = null;
+
+async function loadSdk(): Promise<typeof OpenAI> {
+  sdk ??= (await import("openai")).default;
+  return sdk;
+}
+
+/** An HTTP error from the model's API (the SDK's `APIError`, which connection errors extend too). */
+export const isApiError = (e: unknown): e is APIError => sdk !== null && e instanceof sdk.APIError;
+
+/** The model's API could not be reached, or the connection failed before a response. */
+export const isConnectionError = (e: unknown): e is APIConnectionError =>
+  sdk !== null && e instanceof sdk.APIConnectionError;
+
 type Message = { role: "system" | "user" | "assistant"; content: string };
 
 export class OpenAiProvider implements LlmProvider {
   readonly name = "openai" as const;
   readonly offline = false;
   readonly model: string;
-  readonly #client: OpenAI;
+  #client: Promise<OpenAI> | null = null;
   readonly #config: OpenAiProviderConfig;
 
   constructor(config: OpenAiProviderConfig) {
     this.#config = config;
     this.model = config.model;
-    this.#client = new OpenAI({
-      apiKey: config.apiKey,
-      baseURL: config.baseUrl,
-      maxRetries: 0,
-      timeout: config.timeoutMs,
-      logLevel: "off",
-    });
     if (config.ttsModel) this.speech = this.#speech.bind(this);
+  }
+
+  /** The one client of this provider, made on its first call (see {@link loadSdk}). */
+  #getClient(): Promise<OpenAI> {
+    const { apiKey, baseUrl, timeoutMs } = this.#config;
+    return this.#client ??= loadSdk().then((OpenAI) =>
+      new OpenAI({ apiKey, baseURL: baseUrl, maxRetries: 0, timeout: timeoutMs, logLevel: "off" })
+    );
   }
 
   speech?: (input: string, voice: string, signal: AbortSignal) => Promise<Uint8Array>;
@@ -65,7 +85,8 @@ export class OpenAiProvider implements LlmProvider {
     const abort = () => local.abort(signal.reason);
     signal.addEventListener("abort", abort, { once: true });
     try {
-      const stream = await this.#client.chat.completions.create({
+      const client = await this.#getClient();
+      const stream = await client.chat.completions.create({
         model: this.model,
         messages,
         stream: true,
@@ -111,7 +132,8 @@ export class OpenAiProvider implements LlmProvider {
   async #speech(input: string, voice: string, signal: AbortSignal): Promise<Uint8Array> {
     const stop = new AbortController();
     try {
-      const res = await this.#client.audio.speech.create(
+      const client = await this.#getClient();
+      const res = await client.audio.speech.create(
         { model: this.#config.ttsModel!, voice, input, response_format: "mp3" },
         { signal: AbortSignal.any([signal, stop.signal]), timeout: this.#config.timeoutMs },
       );

@@ -4,11 +4,10 @@
  * published, since published text cannot be taken back. Every outcome feeds the shared circuit breaker. A refusal (bad key,
  * unknown model, bad request) is a PermanentJobError: retrying the job cannot help either.
  */
-import OpenAI from "openai";
 import { AppError, PermanentJobError } from "../errors.ts";
 import { backoffMs } from "../jobs.ts";
 import type { Circuit } from "./circuit.ts";
-import { StreamStalledError } from "./openai_provider.ts";
+import { isApiError, isConnectionError, StreamStalledError } from "./openai_provider.ts";
 import type { Delta } from "./types.ts";
 
 export interface RetryOptions {
@@ -43,7 +42,7 @@ function refusal(status: number): string {
 }
 
 function retryAfterMs(e: unknown): number {
-  if (e instanceof OpenAI.APIError) {
+  if (isApiError(e)) {
     const seconds = Number(e.headers?.get("retry-after"));
     if (Number.isFinite(seconds) && seconds > 0) return Math.min(seconds, 60) * 1000;
   }
@@ -52,8 +51,8 @@ function retryAfterMs(e: unknown): number {
 
 /** Transient failures worth another try; client errors (bad key, bad request) are not. */
 export function isRetryable(e: unknown): boolean {
-  if (e instanceof OpenAI.APIConnectionError || e instanceof StreamStalledError) return true;
-  if (e instanceof OpenAI.APIError) {
+  if (isConnectionError(e) || e instanceof StreamStalledError) return true;
+  if (isApiError(e)) {
     return e.status === undefined || e.status === 408 || e.status === 429 || e.status >= 500;
   }
   return e instanceof TypeError || e instanceof SyntaxError;
@@ -61,23 +60,23 @@ export function isRetryable(e: unknown): boolean {
 
 /** A short label for a failed call, for metrics: the HTTP status or the kind of failure. */
 export function failureCode(e: unknown): string {
-  if (e instanceof OpenAI.APIError && e.status) return String(e.status);
+  if (isApiError(e) && e.status) return String(e.status);
   if (e instanceof StreamStalledError) return "stalled";
   if (e instanceof SyntaxError) return "malformed";
-  if (e instanceof TypeError || e instanceof OpenAI.APIConnectionError) return "dropped";
+  if (e instanceof TypeError || isConnectionError(e)) return "dropped";
   return "other";
 }
 
 function describe(e: unknown): string {
-  if (e instanceof OpenAI.APIError && e.status) return `status ${e.status}`;
+  if (isApiError(e) && e.status) return `status ${e.status}`;
   if (e instanceof StreamStalledError) return "the model stopped responding";
   if (e instanceof SyntaxError) return "a malformed response";
-  if (e instanceof TypeError || e instanceof OpenAI.APIConnectionError) return "the connection dropped";
+  if (e instanceof TypeError || isConnectionError(e)) return "the connection dropped";
   return e instanceof Error ? e.name : "unknown error";
 }
 
 function failure(e: unknown, retryable: boolean, published: boolean): AppError {
-  const refused = !retryable && e instanceof OpenAI.APIError && e.status !== undefined && e.status < 500;
+  const refused = !retryable && isApiError(e) && e.status !== undefined && e.status < 500;
   return refused ? new LlmRefusedError(e.status) : new LlmFailedError(describe(e), published);
 }
 
