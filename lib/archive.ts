@@ -138,7 +138,7 @@ async function* readTar(
       let content: Uint8Array | null = null;
       try {
         if (kind === "file" && header.size <= options.maxEntryBytes) {
-          content = new Uint8Array(await new Response(body).arrayBuffer());
+          content = await readBody(body, header.size);
         } else {
           await body.pipeTo(new WritableStream());
         }
@@ -150,6 +150,19 @@ async function* readTar(
   } finally {
     await reader.cancel().catch(() => {});
   }
+}
+
+/** A tar entry's body, as long as its header says, in a buffer of its own. */
+async function readBody(body: ReadableStream<Uint8Array>, size: number): Promise<Uint8Array> {
+  const content = new Uint8Array(size);
+  let filled = 0;
+  for await (const chunk of body) {
+    if (filled + chunk.byteLength > size) throw invalidArchive("it is corrupt");
+    content.set(chunk, filled);
+    filled += chunk.byteLength;
+  }
+  if (filled < size) throw invalidArchive("it is truncated");
+  return content;
 }
 
 /** The next read from an archive's stream; a failure is the archive's (invalid_archive, repo_too_large). */
