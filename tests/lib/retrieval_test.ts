@@ -12,6 +12,7 @@ import {
   IndexBuilder,
   searchRepo,
 } from "../../lib/retrieval.ts";
+import { spanHash } from "../../lib/span_table.ts";
 
 const FILES: Record<string, string> = {
   "README.md": "# Demo\n\nParses repository addresses and renders HTML pages.\n",
@@ -213,6 +214,17 @@ Deno.test("forEachToken finds words and the parts of identifiers, as the regex t
     }
     assert.deepEqual(tokens(text), regexTokens(text), JSON.stringify(text));
   }
+});
+
+Deno.test("forEachToken hands each token its spanHash, as an integer of at most 30 bits (never boxed by V8)", () => {
+  const text = Object.values(FILES).join("\n") + " HTMLParser __init__ x_1 parseGitHubUrl 日本 é";
+  let visited = 0;
+  forEachToken(text, (start, end, hash) => {
+    visited++;
+    assert.equal(hash, spanHash(text, start, end), text.slice(start, end));
+    assert.ok(Number.isInteger(hash) && hash >= 0 && hash < 2 ** 30, `${text.slice(start, end)}: ${hash}`);
+  });
+  assert.ok(visited > 50);
 });
 
 /** What MiniSearch's own `add()` and serialisation make of the chunks of `files`. */
