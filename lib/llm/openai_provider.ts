@@ -30,7 +30,7 @@ export class StreamStalledError extends Error {
 }
 
 /**
- * The `openai` package, loaded when a process first calls the model: it adds ~13 MB to a process's
+ * The `openai` package, loaded when a process first calls the model: it adds ~11 MB to a process's
  * memory, which an instance on the offline provider, or one that only ingests, never needs.
  */
 let sdk: typeof OpenAI | null = null;
