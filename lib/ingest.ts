@@ -50,7 +50,6 @@ export interface IngestInput {
   /** Carries the lease check: a worker that lost its job writes nothing. */
   batch: KvBatch;
   signal: AbortSignal;
-  onFile?(filesSeen: number): Promise<void> | void;
   onPhase?(phase: "indexing", done: number, total: number): Promise<void> | void;
 }
 
@@ -142,7 +141,6 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     }
     if (entry.kind !== "file") continue;
     if (++fileEntries > limits.files) throw tooLarge(`${limits.files} files`);
-    await input.onFile?.(fileEntries);
     if (!fitsPathLimit(path)) {
       // listed shortened, marked so that it can never name (and drop) a stored file
       skipped.set(`${path.slice(0, 200)}…`, "limit");
