@@ -47,6 +47,7 @@ const repo = { id: "example", gen: "g1", indexShards: 0 };
 const MB = 1024 * 1024;
 const file = await Deno.open(tarball);
 const { stats, indexShards } = await ingestArchive({
+  kv,
   repoId: repo.id,
   gen: repo.gen,
   archive: file.readable,

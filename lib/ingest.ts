@@ -4,7 +4,7 @@
  * under the repo's data generation; the caller makes the repo visible when this returns.
  */
 import { type ArchiveEntry, formatBytes, readArchive } from "./archive.ts";
-import { dropBlob, writeBlob } from "./blobs.ts";
+import { dropBlob, getBlobMeta, readBlob, writeBlob } from "./blobs.ts";
 import { PermanentJobError } from "./errors.ts";
 import { detectLanguage, filePriority } from "./file_info.ts";
 import { contentFilter, type FilterOptions, pathFilter, type SkipReason } from "./filters.ts";
@@ -37,6 +37,8 @@ export interface Tree {
 }
 
 export interface IngestInput {
+  /** Read from only when a file given again must be indexed afresh (see {@link reindex}). */
+  kv: Deno.Kv;
   repoId: string;
   gen: string;
   archive: ReadableStream<Uint8Array>;
@@ -88,6 +90,10 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   const tree: Tree = { files: [], skipped: [] };
   /** The stored files by path: a later entry for a path replaces an earlier one. */
   const stored = new Map<string, TreeFile>();
+  /** Paths whose stored file a later entry dropped (the index still holds its words). */
+  const dropped = new Set<string>();
+  /** Whether a file was stored under a path the index already took another file's words for. */
+  let reindexNeeded = false;
   const stats: RepoStats = { files: 0, skipped: 0, bytes: 0, tokens: 0, languages: {} };
   let fileEntries = 0;
   let linkEntries = 0;
@@ -103,6 +109,7 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     if (file) {
       await dropBlob(batch, keys.repoFile(repoId, gen, path), file.bytes);
       stored.delete(path);
+      dropped.add(path);
       storedBytes -= file.bytes;
     }
     skipped.delete(path);
@@ -162,7 +169,9 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
       continue;
     }
     // a path given again replaces its earlier file, bytes and all
-    storedBytes += entry.content.byteLength - (stored.get(path)?.bytes ?? 0);
+    const replaced = stored.get(path);
+    if (replaced || dropped.has(path)) reindexNeeded = true;
+    storedBytes += entry.content.byteLength - (replaced?.bytes ?? 0);
     if (storedBytes > limits.totalBytes) {
       throw tooLarge(`${formatBytes(limits.totalBytes)} of stored files`);
     }
@@ -189,9 +198,35 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   stats.files = tree.files.length;
   stats.skipped = tree.skipped.length;
   await input.onPhase?.("indexing", 0, 1);
-  const indexShards = await index.finish();
+  let indexShards = await index.finish();
+  if (reindexNeeded) indexShards = await reindex(input, tree.files, indexShards);
   await writeBlob(batch, keys.repoTree(repoId, gen), new TextEncoder().encode(JSON.stringify(tree)));
   await batch.flush();
   await input.onPhase?.("indexing", 1, 1);
   return { stats, indexShards };
+}
+
+/**
+ * Builds the index again from the stored files, over the `written` shards: a path given twice in a
+ * tar (appended with `tar -r`, say) left the earlier file's words in the index, and a search would
+ * cite lines of the later file for them. Rare, so this reads the files back rather than keeping
+ * track of chunks; a path dropped after it was stored (a zip's symlink) leaves hits that are
+ * skipped when their passage is read (lib/llm/context.ts).
+ */
+async function reindex(input: IngestInput, files: TreeFile[], written: number): Promise<number> {
+  const { kv, batch, repoId, gen } = input;
+  await batch.flush();
+  for (let shard = 0; shard < written; shard++) {
+    const key = keys.repoIndexShard(repoId, gen, shard);
+    const meta = await getBlobMeta(kv, key);
+    if (meta) await dropBlob(batch, key, meta.size);
+  }
+  await batch.flush();
+  const index = new IndexBuilder(repoId, gen, batch);
+  for (const file of files) {
+    input.signal.throwIfAborted();
+    const bytes = await readBlob(kv, keys.repoFile(repoId, gen, file.path));
+    if (bytes) await index.add(file.path, utf8.decode(bytes));
+  }
+  return await index.finish();
 }

@@ -159,6 +159,7 @@ async function ingestStream(
   await deps.kv.set(pending, { gen, startedAt: now }, { expireIn: UPLOAD_STALE_MS * 6 });
   try {
     const result = await ingestArchive({
+      kv: deps.kv,
       repoId: id,
       gen,
       archive,

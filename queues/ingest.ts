@@ -92,6 +92,7 @@ export function ingestHandler(deps: IngestDeps): JobHandler {
         progress = progress.then(() => ctx.progress("downloading", n, size ?? 0)).catch(() => {});
       });
       const result = await ingestArchive({
+        kv: deps.kv,
         repoId: repo.id,
         gen: job.id,
         archive: counted,
