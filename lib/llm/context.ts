@@ -57,8 +57,11 @@ export async function buildContext(
     if (text !== null) files.push({ path: f.path, text, tokens: f.tokens });
   }
   const passages: Passage[] = [];
+  const wanted = budget.passages ?? 8;
   if (budget.query?.trim()) {
-    for (const hit of await searchRepo(kv, repo, budget.query, budget.passages ?? 8)) {
+    // twice as many hits as passages: a file a later archive entry dropped is still in the index
+    for (const hit of await searchRepo(kv, repo, budget.query, wanted * 2)) {
+      if (passages.length === wanted) break;
       const p = await readPassage(kv, repo, hit.path, hit.startLine, hit.endLine);
       if (p) passages.push({ ...p, score: hit.score });
     }

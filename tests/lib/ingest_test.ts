@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { ingestArchive } from "../../lib/ingest.ts";
 import { KvBatch } from "../../lib/kv_util.ts";
+import { buildContext } from "../../lib/llm/context.ts";
+import type { RepoRecord } from "../../lib/repos.ts";
 import { searchRepo } from "../../lib/retrieval.ts";
 import { buildTar, type FixtureEntry } from "../fakes/archives.ts";
 
@@ -20,7 +22,17 @@ async function ingest(entries: FixtureEntry[]) {
     batch: new KvBatch(kv),
     signal: new AbortController().signal,
   });
-  return { kv, repo: { ...repo, indexShards: result.indexShards } };
+  const record: RepoRecord = {
+    ...repo,
+    status: "ready",
+    source: { type: "upload", filename: "test.tar" },
+    filters: {},
+    stats: result.stats,
+    indexShards: result.indexShards,
+    createdAt: 0,
+    expiresAt: 0,
+  };
+  return { kv, repo: record };
 }
 
 Deno.test("a file given again in a tar is searched as stored: the earlier one's words are not found", async () => {
@@ -59,6 +71,23 @@ Deno.test("a file given again after a symlink dropped the first is searched as s
   try {
     assert.deepEqual(await searchRepo(kv, repo, "zebra"), []);
     assert.deepEqual((await searchRepo(kv, repo, "giraffe")).map((h) => h.path), ["README.md"]);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a file a later entry dropped costs a question none of its passages", async () => {
+  // "zebra" alone is the best match there is; the symlink that follows drops its file
+  const { kv, repo } = await ingest([
+    { path: "notes.md", content: "zebra\n" },
+    { path: "notes.md", type: "symlink", linkTarget: "README.md" },
+    ...[1, 2, 3].map((n) => ({ path: `docs/animals${n}.md`, content: `A zebra and ${n} other animals.\n` })),
+  ]);
+  try {
+    assert.equal((await buildContext(kv, repo, { fileTokens: 0, query: "zebra" })).passages.length, 3);
+    const two = await buildContext(kv, repo, { fileTokens: 0, query: "zebra", passages: 2 });
+    assert.equal(two.passages.length, 2);
+    assert.ok(two.passages.every((p) => p.path.startsWith("docs/animals")));
   } finally {
     kv.close();
   }
