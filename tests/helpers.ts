@@ -1,12 +1,16 @@
-/** Test harness: an app on an in-memory KV with real workers, and small waiting helpers. */
+/** Test harness: an app on an in-memory KV with real workers, small waiting helpers, and a repo ingested from a tar. */
 import type { Clock } from "../lib/clock.ts";
 import { type Config, configFromEnv } from "../lib/config.ts";
+import { ingestArchive } from "../lib/ingest.ts";
+import { KvBatch } from "../lib/kv_util.ts";
 import { createLogger } from "../lib/log.ts";
 import type { LlmProvider } from "../lib/llm/types.ts";
 import type { AppDeps } from "../lib/deps.ts";
+import type { RepoRecord } from "../lib/repos.ts";
 import { createServices } from "../queues/mod.ts";
 import type { Worker } from "../queues/worker.ts";
 import { createApp } from "../routes/mod.ts";
+import { buildTar, type FixtureEntry } from "./fakes/archives.ts";
 
 /** A clock tests can move forward. */
 export class FakeClock implements Clock {
@@ -137,4 +141,33 @@ export function parseSse(text: string): { id?: string; event: string; data: unkn
     });
   }
   return out;
+}
+
+/** A ready repo ingested from a tar of `entries` into an in-memory KV (the caller closes it), as an upload is. */
+export async function ingestTar(entries: FixtureEntry[]) {
+  const kv = await Deno.openKv(":memory:");
+  const tar = await buildTar(entries);
+  const repo = { id: `repo-${crypto.randomUUID()}`, gen: "gen" };
+  const result = await ingestArchive({
+    kv,
+    repoId: repo.id,
+    gen: repo.gen,
+    archive: ReadableStream.from([tar]),
+    stripSegments: 0,
+    filters: {},
+    limits: { fileBytes: 2 << 20, files: 1000, totalBytes: 1 << 26, decompressedBytes: 1 << 27 },
+    batch: new KvBatch(kv),
+    signal: new AbortController().signal,
+  });
+  const record: RepoRecord = {
+    ...repo,
+    status: "ready",
+    source: { type: "upload", filename: "test.tar" },
+    filters: {},
+    stats: result.stats,
+    indexShards: result.indexShards,
+    createdAt: 0,
+    expiresAt: 0,
+  };
+  return { kv, repo: record };
 }

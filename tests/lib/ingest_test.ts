@@ -1,45 +1,12 @@
 import assert from "node:assert/strict";
-import { ingestArchive } from "../../lib/ingest.ts";
-import { KvBatch } from "../../lib/kv_util.ts";
-import { buildContext } from "../../lib/llm/context.ts";
-import type { RepoRecord } from "../../lib/repos.ts";
 import { searchRepo } from "../../lib/retrieval.ts";
-import { buildTar, type FixtureEntry } from "../fakes/archives.ts";
+import { ingestTar } from "../helpers.ts";
 
-/** Ingests a tar of `entries` into an in-memory KV, as an upload is. */
-async function ingest(entries: FixtureEntry[]) {
-  const kv = await Deno.openKv(":memory:");
-  const tar = await buildTar(entries);
-  const repo = { id: `repo-${crypto.randomUUID()}`, gen: "gen" };
-  const result = await ingestArchive({
-    kv,
-    repoId: repo.id,
-    gen: repo.gen,
-    archive: ReadableStream.from([tar]),
-    stripSegments: 0,
-    filters: {},
-    limits: { fileBytes: 2 << 20, files: 1000, totalBytes: 1 << 26, decompressedBytes: 1 << 27 },
-    batch: new KvBatch(kv),
-    signal: new AbortController().signal,
-  });
-  const record: RepoRecord = {
-    ...repo,
-    status: "ready",
-    source: { type: "upload", filename: "test.tar" },
-    filters: {},
-    stats: result.stats,
-    indexShards: result.indexShards,
-    createdAt: 0,
-    expiresAt: 0,
-  };
-  return { kv, repo: record };
-}
-
-Deno.test("a file given again in a tar is searched as stored: the earlier one's words are not found", async () => {
+Deno.test("ingestArchive indexes a path given twice in a tar as stored: the earlier file's words are not found", async () => {
   // The first README fills the first shard with the first filler; the second README comes in the
   // third shard. Indexed again without the first README, the files make two shards.
   const filler = "export const padding = 'shard filler line';\n".repeat(24_100); // 1,060,400 chars
-  const { kv, repo } = await ingest([
+  const { kv, repo } = await ingestTar([
     { path: "README.md", content: `# Zebra\n\n${"zebras everywhere\n".repeat(58_500)}` },
     ...[1, 2, 3].map((n) => ({ path: `src/filler${n}.ts`, content: filler })),
     { path: "src/main.ts", content: "export function start() {}\n" },
@@ -62,8 +29,8 @@ Deno.test("a file given again in a tar is searched as stored: the earlier one's 
   }
 });
 
-Deno.test("a file given again after a symlink dropped the first is searched as stored too", async () => {
-  const { kv, repo } = await ingest([
+Deno.test("ingestArchive indexes a file given again after a symlink dropped the first as stored", async () => {
+  const { kv, repo } = await ingestTar([
     { path: "README.md", content: "# Zebra\n\nThe first readme talks about zebras.\n" },
     { path: "README.md", type: "symlink", linkTarget: "docs/README.md" },
     { path: "README.md", content: "# Giraffe\n\nThe last readme talks about giraffes.\n" },
@@ -71,23 +38,6 @@ Deno.test("a file given again after a symlink dropped the first is searched as s
   try {
     assert.deepEqual(await searchRepo(kv, repo, "zebra"), []);
     assert.deepEqual((await searchRepo(kv, repo, "giraffe")).map((h) => h.path), ["README.md"]);
-  } finally {
-    kv.close();
-  }
-});
-
-Deno.test("a file a later entry dropped costs a question none of its passages", async () => {
-  // "zebra" alone is the best match there is; the symlink that follows drops its file
-  const { kv, repo } = await ingest([
-    { path: "notes.md", content: "zebra\n" },
-    { path: "notes.md", type: "symlink", linkTarget: "README.md" },
-    ...[1, 2, 3].map((n) => ({ path: `docs/animals${n}.md`, content: `A zebra and ${n} other animals.\n` })),
-  ]);
-  try {
-    assert.equal((await buildContext(kv, repo, { fileTokens: 0, query: "zebra" })).passages.length, 3);
-    const two = await buildContext(kv, repo, { fileTokens: 0, query: "zebra", passages: 2 });
-    assert.equal(two.passages.length, 2);
-    assert.ok(two.passages.every((p) => p.path.startsWith("docs/animals")));
   } finally {
     kv.close();
   }
