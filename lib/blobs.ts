@@ -122,11 +122,3 @@ export async function readBlob(
   }
   return out;
 }
-
-/** Deletes a blob: the metadata first (so it disappears at once), then every part. */
-export async function deleteBlob(kv: Deno.Kv, base: Deno.KvKey): Promise<void> {
-  await kv.delete(base);
-  const batch = new KvBatch(kv);
-  for await (const entry of kv.list({ prefix: base })) await batch.delete(entry.key);
-  await batch.flush();
-}

@@ -171,8 +171,3 @@ export function shedderFor(deps: ShedDeps): Shedder {
 export function useShedder(deps: object, shedder: Shedder): void {
   shedders.set(deps, shedder);
 }
-
-/** Throws 503 overloaded when `kind` is optional and shed now; call before starting new work. */
-export async function refuseIfShed(deps: ShedDeps, kind: string): Promise<void> {
-  await shedderFor(deps).assertAllowed(kind);
-}
