@@ -1,7 +1,8 @@
 /**
  * The ingest pipeline: archive entries → path checks → filters → file facts → KV, plus the
- * retrieval index and the tree, all in one streaming pass with bounded memory. It writes only
- * under the repo's data generation; the caller makes the repo visible when this returns.
+ * retrieval index and the tree, all in one streaming pass with bounded memory (and a second over the
+ * stored files when an archive gives a path twice). It writes only under the repo's data
+ * generation; the caller makes the repo visible when this returns.
  */
 import { type ArchiveEntry, formatBytes, readArchive } from "./archive.ts";
 import { dropBlob, getBlobMeta, readBlob, writeBlob } from "./blobs.ts";
@@ -207,9 +208,9 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
 }
 
 /**
- * Builds the index again from the stored files, over the `written` shards: a path given twice in a
- * tar (appended with `tar -r`, say) left the earlier file's words in the index, and a search would
- * cite lines of the later file for them. Rare, so this reads the files back rather than keeping
+ * Builds the index again from the stored files, in place of the `written` shards: a path given
+ * twice in a tar (appended with `tar -r`, say) left the earlier file's words in the index, and a
+ * search would cite lines of the later file for them. Rare, so this reads the files back rather than keeping
  * track of chunks; a path dropped after it was stored (a zip's symlink) leaves hits that are
  * skipped when their passage is read (lib/llm/context.ts).
  */
