@@ -1,6 +1,7 @@
 /**
  * `deno task bench ingest [--only typescript|synthetic] [--package typescript@5] [--files 20000]
- *   [--bytes-per-file 5000] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3] [--dir DIR]`
+ *   [--bytes-per-file 5000] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3] [--dir DIR]
+ *   [--probe-health]`
  *
  * Ingest throughput and memory. The fake GitHub serves (a) the npm tarball of `typescript@5` (a
  * large real archive, fetched with `npm pack`; TypeScript 7's package is a small launcher) and (b)
@@ -13,6 +14,9 @@
  * the app's peak RSS (VmHWM) and CPU, and the time `tar -xzf` takes for the same archive. Then it
  * asks the new repository one chat question twice (no model: the offline answer is the retrieval
  * index's best passages) and prints how long each took, and the app's RSS after them.
+ * `--probe-health` also asks the app for `/health` every 20 ms while it ingests and prints how long
+ * the answers took: what other requests wait while an ingest runs (the probes are work for the app
+ * too, so leave it off for the throughput figures).
  * Targets (issue 2): peak RSS < 200 MB at any size; throughput ≥ 1/4 of `tar -xzf`.
  */
 import { parseArgs } from "node:util";
@@ -20,6 +24,7 @@ import { createTarDecoder } from "modern-tar";
 import { syntheticRepoStream } from "../tests/fakes/archives.ts";
 import { startFakeGitHub } from "../tests/fakes/github.ts";
 import { type AppProcess, startAppProcess } from "./app_process.ts";
+import { type Distribution, distribution } from "./loadtest_stats.ts";
 
 interface Archive {
   name: string;
@@ -40,6 +45,8 @@ interface Result {
   chatSeconds: [number, number];
   /** The app's RSS after those questions. */
   chatRssMb: number;
+  /** How long `/health` took to answer while the ingest ran (with --probe-health). */
+  health: Distribution | null;
 }
 
 /** A question for the offline chat, whose answer is the index's best passages: times it, start to end of stream. */
@@ -58,6 +65,18 @@ async function timeChat(app: AppProcess, repoId: string): Promise<number> {
 }
 
 const MB = 1024 * 1024;
+
+/** Asks `/health` every 20 ms until `stop` is aborted; resolves to how long each answer took (ms). */
+async function probeHealth(app: AppProcess, stop: AbortSignal): Promise<number[]> {
+  const took: number[] = [];
+  while (!stop.aborted) {
+    const t0 = performance.now();
+    await (await fetch(`${app.url}/health`)).body?.cancel();
+    took.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return took;
+}
 
 const basename = (path: string) => path.slice(path.lastIndexOf("/") + 1);
 
@@ -136,9 +155,16 @@ async function waitForJob(app: AppProcess, jobId: string): Promise<{ event: stri
   throw new Error("the job's event stream ended without done or error");
 }
 
-async function ingestOnce(archive: Archive, env: Record<string, string>, dir: string): Promise<Result> {
+async function ingestOnce(
+  archive: Archive,
+  env: Record<string, string>,
+  dir: string,
+  probe: boolean,
+): Promise<Result> {
   const kvDir = await Deno.makeTempDir({ dir, prefix: "kv-" });
   const app = await startAppProcess(env, { kvPath: `${kvDir}/repolm.kv` });
+  const probing = new AbortController();
+  let health: Promise<number[]> = Promise.resolve([]);
   try {
     const idleMb = (await app.memory()).rssMb;
     const cpu0 = await app.cpuSeconds();
@@ -152,7 +178,8 @@ async function ingestOnce(archive: Archive, env: Record<string, string>, dir: st
     if (res.status !== 202) {
       throw new Error(`POST /api/repos answered ${res.status}: ${JSON.stringify(started)}`);
     }
-    const end = await waitForJob(app, started.job.id);
+    if (probe) health = probeHealth(app, probing.signal);
+    const end = await waitForJob(app, started.job.id).finally(() => probing.abort());
     const seconds = (performance.now() - t0) / 1000;
     if (end.event !== "done") throw new Error(`the ingest failed: ${JSON.stringify(end.data)}`);
     const cpuSeconds = (await app.cpuSeconds()) - cpu0;
@@ -168,8 +195,11 @@ async function ingestOnce(archive: Archive, env: Record<string, string>, dir: st
       cpuSeconds,
       stored: repo.stats.files,
       skipped: repo.stats.skipped,
+      health: distribution(await health),
     };
   } finally {
+    probing.abort();
+    await health.catch(() => {}); // (its failure, if any, is the ingest's: reported above)
     await app.stop();
     await Deno.remove(kvDir, { recursive: true }).catch(() => {});
   }
@@ -182,7 +212,11 @@ function runLine(archive: Archive, r: Result, tar: { seconds: number; cpuSeconds
     `tar -xzf ${tar.seconds.toFixed(2)} s (CPU ${
       tar.cpuSeconds.toFixed(2)
     } s); ${r.stored} stored, ${r.skipped} skipped; a chat question ${r.chatSeconds[0].toFixed(2)} s, ` +
-    `again ${r.chatSeconds[1].toFixed(2)} s (RSS then ${r.chatRssMb.toFixed(0)} MB)`;
+    `again ${r.chatSeconds[1].toFixed(2)} s (RSS then ${r.chatRssMb.toFixed(0)} MB)` +
+    (r.health
+      ? `; /health meanwhile p50 ${r.health.p50} ms, p99 ${r.health.p99} ms, max ${r.health.max} ms ` +
+        `(${r.health.count} probes)`
+      : "");
 }
 
 /** The summary over runs: best wall times of each (the machine may be shared), worst peak RSS. */
@@ -220,6 +254,7 @@ export async function main(args: string[]): Promise<void> {
       "bytes-per-file": { type: "string", default: "5000" },
       runs: { type: "string", default: "3" },
       dir: { type: "string" },
+      "probe-health": { type: "boolean", default: false },
     },
   });
   const runs = Math.max(1, Number(values.runs));
@@ -255,7 +290,7 @@ export async function main(args: string[]): Promise<void> {
       const results: Result[] = [];
       const tars: { seconds: number; cpuSeconds: number }[] = [];
       for (let run = 0; run < runs; run++) {
-        results.push(await ingestOnce(archive, env, dir));
+        results.push(await ingestOnce(archive, env, dir, values["probe-health"]));
         tars.push(await timeTar(archive.path, dir));
         console.log(runLine(archive, results.at(-1)!, tars.at(-1)!));
       }
