@@ -11,6 +11,7 @@ import { detectLanguage, filePriority } from "./file_info.ts";
 import { contentFilter, type FilterOptions, pathFilter, type SkipReason } from "./filters.ts";
 import { keys } from "./keys.ts";
 import type { KvBatch } from "./kv_util.ts";
+import { eventLoopPacer } from "./pacer.ts";
 import { checkArchivePath, fitsPathLimit, isUnder } from "./paths.ts";
 import type { RepoStats } from "./repos.ts";
 import { IndexBuilder } from "./retrieval.ts";
@@ -61,9 +62,6 @@ export interface IngestResult {
   indexShards: number;
 }
 
-/** How often the pipeline lets the event loop run other work, in archive entries. */
-const YIELD_EVERY_ENTRIES = 1000;
-
 function tooLarge(what: string): PermanentJobError {
   return new PermanentJobError("repo_too_large", `The repository is larger than the limit of ${what}.`, 422);
 }
@@ -98,7 +96,8 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   const stats: RepoStats = { files: 0, skipped: 0, bytes: 0, tokens: 0, languages: {} };
   let fileEntries = 0;
   let linkEntries = 0;
-  let entriesRead = 0;
+  // entries read from a buffered chunk follow each other with no pause for I/O
+  const pace = eventLoopPacer();
   let storedBytes = 0;
   /**
    * Skipped paths in the order skipped. As when a tar is extracted, the last entry for a path wins:
@@ -126,8 +125,7 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     : placeAll(entries, input.stripSegments);
   for await (const { entry, checked } of placed) {
     input.signal.throwIfAborted();
-    // entries read from a buffered chunk follow each other without a pause: let other work run
-    if (++entriesRead % YIELD_EVERY_ENTRIES === 0) await new Promise((r) => setTimeout(r, 0));
+    await pace();
 
     if (!checked.ok) {
       throw new PermanentJobError(
