@@ -30,7 +30,7 @@ function ownBuffer(bytes: Uint8Array): Uint8Array {
 
 /** Queues the writes for one blob on `batch`; the caller's `flush` commits them. */
 export async function writeBlob(
-  batch: KvBatch,
+  batch: Pick<KvBatch, "set">,
   base: Deno.KvKey,
   bytes: Uint8Array,
   info?: Record<string, unknown>,

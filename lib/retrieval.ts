@@ -340,7 +340,7 @@ export class IndexBuilder {
   constructor(
     private readonly repoId: string,
     private readonly gen: string,
-    private readonly batch: KvBatch,
+    private readonly batch: Pick<KvBatch, "set">,
   ) {}
 
   /** Indexes one file's chunks; writes a shard when the current one is full. */
