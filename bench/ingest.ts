@@ -93,7 +93,7 @@ async function npmPack(spec: string, dir: string): Promise<string> {
   return `${dir}/${name}`;
 }
 
-async function writeSynthetic(dir: string, files: number, bytesPerFile: number): Promise<string> {
+export async function writeSynthetic(dir: string, files: number, bytesPerFile: number): Promise<string> {
   const path = `${dir}/synthetic.tar.gz`;
   const file = await Deno.open(path, { write: true, create: true, truncate: true });
   await syntheticRepoStream({ files, bytesPerFile, prefix: "bench-synthetic-0000000" }).pipeTo(file.writable);
@@ -119,7 +119,7 @@ async function describe(name: string, path: string): Promise<Archive> {
 }
 
 /** Wall and CPU seconds `tar -xzf` takes to unpack the archive into a fresh directory. */
-async function timeTar(path: string, dir: string): Promise<{ seconds: number; cpuSeconds: number }> {
+export async function timeTar(path: string, dir: string): Promise<{ seconds: number; cpuSeconds: number }> {
   const target = await Deno.makeTempDir({ dir, prefix: "tar-" });
   const t0 = performance.now();
   // `time` from bash reports the child's user + sys CPU; TIMEFORMAT keeps it to one number.
