@@ -93,6 +93,11 @@ export class SpanTable {
     }
   }
 
+  /** How many code units the keys hold in all. */
+  get units(): number {
+    return this.#poolUsed;
+  }
+
   /** Forgets every key (ids start again at 0). */
   clear(): void {
     this.#slots.fill(0);

@@ -19,10 +19,20 @@
 import cl100k from "js-tiktoken/ranks/cl100k_base";
 import { SpanTable, withRoom } from "./span_table.ts";
 
-/** Distinct pieces remembered before the table starts again (~3 MB at most; a large repository has 30–60k). */
+/**
+ * The table of pieces counted starts again past 65,536 pieces (a large repository has 30–60k) or
+ * 512 Ki code units of them: ~4 MB in all. Pieces of up to 256 code units are remembered, so
+ * without the second bound a repository of long distinct words grew it to ~45 MB.
+ */
 const MAX_PIECES = 1 << 16;
+const MAX_PIECE_UNITS = 1 << 19;
 const pieces = new SpanTable();
 let pieceTokens = new Int32Array(1024);
+
+/** What the table of pieces counted holds now (for tests and diagnostics). */
+export function pieceCacheSize(): { pieces: number; units: number } {
+  return { pieces: pieces.size, units: pieces.units };
+}
 
 /** Tokens in `text` with the cl100k_base BPE, exactly as gpt-tokenizer counts them. */
 export function countTokens(text: string): number {
@@ -42,7 +52,7 @@ const PIECE_WINDOW = 16_384;
 
 function tokensOfPiece(text: string, start: number, end: number): number {
   if (end - start > LONG_PIECE) return longPieceTokens(text, start, end);
-  if (pieces.size >= MAX_PIECES) pieces.clear();
+  if (pieces.size >= MAX_PIECES || pieces.units >= MAX_PIECE_UNITS) pieces.clear();
   const before = pieces.size;
   const id = pieces.intern(text, start, end);
   if (id < before) return pieceTokens[id];

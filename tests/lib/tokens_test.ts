@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { countTokens as countWithLibrary } from "gpt-tokenizer/encoding/cl100k_base";
-import { countTokens } from "../../lib/tokens.ts";
+import { countTokens, pieceCacheSize } from "../../lib/tokens.ts";
 
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 const library = (text: string) => countWithLibrary(text, PLAIN_TEXT);
@@ -115,4 +115,19 @@ Deno.test("countTokens counts a 1 MB run of one letter, symbol or space, window 
     const window = unit.repeat(16_384 / unit.length);
     assert.equal(countTokens(unit.repeat(2 ** 20 / unit.length)), 64 * countTokens(window), unit);
   }
+});
+
+Deno.test("countTokens keeps its table of pieces to 512 Ki code units, whatever the pieces, and stays exact", () => {
+  // 2,500 distinct pieces of 256 code units (a space and 255 random letters) are 640 Ki units
+  const next = rng(7);
+  const word = () =>
+    Array.from({ length: 255 }, () => String.fromCharCode(97 + Math.floor(next() * 26))).join("");
+  let most = 0;
+  for (let i = 0; i < 2_500; i++) {
+    const piece = ` ${word()}`;
+    const count = countTokens(piece);
+    if (i % 50 === 0) assert.equal(count, library(piece));
+    most = Math.max(most, pieceCacheSize().units);
+  }
+  assert.ok(most >= 500 * 1024 && most < 512 * 1024 + 256, `the table held up to ${most} code units`);
 });
