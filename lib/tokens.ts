@@ -93,10 +93,21 @@ function heapBytePairCount(bytes: string): number {
   const n = bytes.length;
   if (n <= 1 || rankOfBytes(bytes, 0, n) !== NO_RANK) return Math.min(n, 1);
   // parts by the offset of their first byte: the next part's offset (n past the last) and the previous's
-  const next = new Int32Array(n).map((_, i) => i + 1);
-  const prev = new Int32Array(n).map((_, i) => i - 1);
-  const gone = new Uint8Array(n);
-  const heap = new MinHeap(3 * n);
+  if (nextPart.length < n) {
+    nextPart = new Int32Array(n);
+    prevPart = new Int32Array(n);
+    goneParts = new Uint8Array(n);
+  }
+  const next = nextPart;
+  const prev = prevPart;
+  const gone = goneParts;
+  const heap = pairHeap;
+  for (let i = 0; i < n; i++) {
+    next[i] = i + 1;
+    prev[i] = i - 1;
+    gone[i] = 0;
+  }
+  heap.reset(3 * n);
   const pairRank = (p: number) => (next[p] < n ? rankOfBytes(bytes, p, next[next[p]]) : NO_RANK);
   const offer = (p: number) => {
     const rank = pairRank(p);
@@ -122,13 +133,15 @@ function heapBytePairCount(bytes: string): number {
 /** Heap keys are rank × OFFSETS + offset: ranks first, then the leftmost. */
 const OFFSETS = 2 ** 24;
 
-/** A binary min-heap of numbers, of a fixed capacity. */
+/** A binary min-heap of numbers. */
 class MinHeap {
-  readonly #keys: Float64Array;
+  #keys = new Float64Array(0);
   size = 0;
 
-  constructor(capacity: number) {
-    this.#keys = new Float64Array(capacity);
+  /** Empties the heap, with room for `capacity` keys. */
+  reset(capacity: number): void {
+    if (this.#keys.length < capacity) this.#keys = new Float64Array(capacity);
+    this.size = 0;
   }
 
   push(key: number): void {
@@ -160,6 +173,15 @@ class MinHeap {
     return top;
   }
 }
+
+/**
+ * {@link heapBytePairCount}'s parts and heap, reused from window to window (up to ~1.6 MB): a
+ * window's own were ~0.5 MB each, and a 1 MB run of letters has 64 windows (see partStarts).
+ */
+let nextPart = new Int32Array(0);
+let prevPart = new Int32Array(0);
+let goneParts = new Uint8Array(0);
+const pairHeap = new MinHeap();
 
 function isAscii(text: string, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if (text.charCodeAt(i) > 0x7f) return false;
@@ -205,6 +227,14 @@ function rankOfBytes(bytes: string, start: number, end: number): number {
 }
 
 /**
+ * {@link bytePairCount}'s arrays, reused from piece to piece: a kilobyte or two each, which as new
+ * arrays per piece were memory outside V8's heap that piled up between collections (tens of MB on
+ * a repository of long distinct words).
+ */
+let partStarts = new Int32Array(1024);
+let pairRanks = new Int32Array(1024);
+
+/**
  * How many tokens byte-pair encoding makes of one piece: repeatedly merge the adjacent pair of
  * parts whose joined bytes have the lowest rank (the leftmost of equals), until no pair is a token.
  */
@@ -212,8 +242,10 @@ function bytePairCount(bytes: string, from: number, to: number): number {
   const n = to - from;
   if (n <= 1 || rankOfBytes(bytes, from, to) !== NO_RANK) return Math.min(n, 1);
   // parts are [starts[p], starts[p + 1]); ranks[p] is the rank of parts p and p + 1 joined
-  const starts = new Int32Array(n + 1).map((_, i) => from + i);
-  const ranks = new Int32Array(n + 1).fill(NO_RANK);
+  const starts = partStarts = withRoom(partStarts, n);
+  const ranks = pairRanks = withRoom(pairRanks, n);
+  for (let i = 0; i <= n; i++) starts[i] = from + i;
+  ranks[n - 1] = ranks[n] = NO_RANK;
   for (let i = 0; i + 2 <= n; i++) ranks[i] = rankOfBytes(bytes, from + i, from + i + 2);
   let parts = n;
   const pairRank = (p: number) => (p + 2 <= parts ? rankOfBytes(bytes, starts[p], starts[p + 2]) : NO_RANK);

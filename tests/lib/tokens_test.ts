@@ -131,3 +131,19 @@ Deno.test("countTokens keeps its table of pieces to 512 Ki code units, whatever 
   }
   assert.ok(most >= 500 * 1024 && most < 512 * 1024 + 256, `the table held up to ${most} code units`);
 });
+
+Deno.test("countTokens reuses its work arrays: long pieces and runs pile up no memory outside the heap", () => {
+  const next = rng(11);
+  const letters = (n: number) =>
+    Array.from({ length: n }, () => String.fromCharCode(97 + Math.floor(next() * 26)));
+  const outside = () => Deno.memoryUsage().external;
+  const before = outside();
+  let most = 0;
+  for (let i = 0; i < 3; i++) {
+    countTokens(letters(2 ** 20).join("")); // one run: 64 windows of the heap-based count
+    most = Math.max(most, outside() - before);
+    countTokens(letters(2 ** 20).map((c, j) => (j % 256 === 0 ? " " : c)).join("")); // 4,096 new pieces
+    most = Math.max(most, outside() - before);
+  }
+  assert.ok(most < 16 * 2 ** 20, `${(most / 2 ** 20).toFixed(1)} MB more outside the heap`);
+});
