@@ -35,7 +35,13 @@ export interface Hit extends Chunk {
 
 const LINES_PER_CHUNK = 40;
 const MAX_CHUNK_CHARS = 4000;
+/**
+ * A shard ends at the end of the file that takes it past 2 MB of text, or at the chunk that takes
+ * it past 65,536 distinct words: its tables grow with those, and a shard of 2 MB of distinct words
+ * (a crafted repository) took ~60 MB more. Source has 10–20 thousand in 2 MB.
+ */
 const SHARD_TEXT_BYTES = 2 * 1024 * 1024;
+const SHARD_TOKENS = 1 << 16;
 
 /** Classes of word characters ([A-Za-z0-9_]), as bits; 0 for every other character. */
 const UNDERSCORE = 1;
@@ -189,17 +195,20 @@ class Shard {
     this.#reset();
   }
 
-  /** Adds the chunks of one file: each chunk's text is `text.slice(chunk.start, chunk.end)`. */
-  addFile(path: string, text: string, chunks: ChunkSpan[]): void {
+  /** Distinct raw tokens in the shard so far. */
+  get tokens(): number {
+    return this.#tokens.size;
+  }
+
+  /** Adds a chunk of the file at `path`: its text is `text.slice(chunk.start, chunk.end)`. */
+  addChunk(path: string, text: string, chunk: ChunkSpan): void {
     let pathIndex = this.#paths.get(path);
     if (pathIndex === undefined) this.#paths.set(path, pathIndex = this.#paths.size);
-    for (const chunk of chunks) {
-      const id = this.count++;
-      this.#chunks.push(pathIndex, chunk.startLine, chunk.endLine);
-      this.#addField(id, PATH_FIELD, path, 0, path.length);
-      this.#addField(id, TEXT_FIELD, text, chunk.start, chunk.end);
-      this.textChars += chunk.end - chunk.start;
-    }
+    const id = this.count++;
+    this.#chunks.push(pathIndex, chunk.startLine, chunk.endLine);
+    this.#addField(id, PATH_FIELD, path, 0, path.length);
+    this.#addField(id, TEXT_FIELD, text, chunk.start, chunk.end);
+    this.textChars += chunk.end - chunk.start;
   }
 
   #addField(id: number, fieldId: number, text: string, from: number, to: number): void {
@@ -346,8 +355,11 @@ export class IndexBuilder {
   /** Indexes one file's chunks; writes a shard when the current one is full. */
   async add(path: string, text: string): Promise<void> {
     const chunks = chunkLines(text);
-    this.#shard.addFile(path, text, chunks);
     this.chunks += chunks.length;
+    for (const chunk of chunks) {
+      this.#shard.addChunk(path, text, chunk);
+      if (this.#shard.tokens >= SHARD_TOKENS) await this.#writeShard();
+    }
     if (this.#shard.textChars >= SHARD_TEXT_BYTES) await this.#writeShard();
   }
 

@@ -303,6 +303,28 @@ Deno.test("every later shard is built afresh: it loads as what MiniSearch makes 
   }
 });
 
+Deno.test("a file of more distinct words than a shard takes ends that shard in its middle; both parts are searched", async () => {
+  // 70,000 distinct words, 40 to a line: ~600 KB, under the 2 MB of text that ends a shard
+  const words = Array.from({ length: 70_000 }, (_, i) => `w${i.toString(36)}x`);
+  const lines = [];
+  for (let i = 0; i < words.length; i += 40) lines.push(words.slice(i, i + 40).join(" "));
+  const { kv, repo } = await buildIndex({ "words.txt": lines.join("\n"), ...EDGE_FILES });
+  try {
+    assert.equal(repo.indexShards, 2);
+    for (const [word, line] of [[words[0], 1], [words[words.length - 1], lines.length]] as const) {
+      const [hit] = await searchRepo(kv, repo, word, 1);
+      assert.equal(hit?.path, "words.txt", word);
+      assert.ok(
+        hit.startLine <= line && line <= hit.endLine,
+        `${word}: lines ${hit.startLine}-${hit.endLine}`,
+      );
+    }
+    assert.equal((await searchRepo(kv, repo, "parseGitHubUrl", 1))[0]?.path, "src/github_url.ts");
+  } finally {
+    kv.close();
+  }
+});
+
 /** Hits in a stable order, to compare searches whose equal scores may come in another order. */
 const sortedHits = (hits: Hit[]) =>
   [...hits].sort((a, b) => a.path.localeCompare(b.path) || a.startLine - b.startLine || a.score - b.score);
