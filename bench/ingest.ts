@@ -1,11 +1,12 @@
 /**
- * `deno task bench ingest [--only typescript|synthetic] [--package typescript@5] [--files 20000]
- *   [--bytes-per-file 5000] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3] [--dir DIR]
- *   [--probe-health]`
+ * `deno task bench ingest [--only typescript|synthetic|archive] [--package typescript@5] [--files 20000]
+ *   [--bytes-per-file 5000] [--archive PATH] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3]
+ *   [--dir DIR] [--probe-health]`
  *
  * Ingest throughput and memory. The fake GitHub serves (a) the npm tarball of `typescript@5` (a
  * large real archive, fetched with `npm pack`; TypeScript 7's package is a small launcher) and (b)
- * a synthetic repository of 20,000 files × 5,000 bytes (100 MB), both from files on disk.
+ * a synthetic repository of 20,000 files × 5,000 bytes (100 MB), both from files on disk, and
+ * (c) with `--archive`, any .tar.gz with one top folder, as GitHub's have.
  * `--max-file-bytes` sets the app's MAX_FILE_BYTES (default 1 MB: larger files are skipped);
  * `--v8-flags` starts the app with DENO_V8_FLAGS (e.g. `--max-old-space-size=256`); `--dir` is
  * where the archives, the app's KV file and tar's output go (e.g. /dev/shm, to keep a busy disk
@@ -251,6 +252,7 @@ export async function main(args: string[]): Promise<void> {
       "v8-flags": { type: "string" },
       files: { type: "string", default: "20000" },
       "bytes-per-file": { type: "string", default: "5000" },
+      archive: { type: "string" },
       runs: { type: "string", default: "3" },
       dir: { type: "string" },
       "probe-health": { type: "boolean", default: false },
@@ -268,6 +270,9 @@ export async function main(args: string[]): Promise<void> {
       const path = await writeSynthetic(dir, Number(values.files), Number(values["bytes-per-file"]));
       archives.push(await describe("synthetic", path));
     }
+    if (values.archive && (!values.only || values.only === "archive")) {
+      archives.push(await describe("archive", values.archive));
+    }
     for (const a of archives) {
       github.addRepo({ owner: "bench", name: a.name, archive: () => Deno.openSync(a.path).readable });
     }
@@ -281,7 +286,9 @@ export async function main(args: string[]): Promise<void> {
     };
     console.log(`ingest benchmark (${navigator.hardwareConcurrency} CPUs, Deno ${Deno.version.deno})`);
     for (const archive of archives) {
-      const label = archive.name === "typescript" ? `typescript (${basename(archive.path)})` : archive.name;
+      const label = archive.name === "synthetic"
+        ? archive.name
+        : `${archive.name} (${basename(archive.path)})`;
       console.log(
         `${label}: ${archive.files} files, ${(archive.bytes / MB).toFixed(1)} MB uncompressed, ` +
           `${(archive.compressedBytes / MB).toFixed(1)} MB compressed`,
