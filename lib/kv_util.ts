@@ -3,6 +3,11 @@
 /** KV limits per atomic commit, with headroom (see DESIGN.md). */
 const MAX_MUTATIONS = 900;
 const MAX_COMMIT_BYTES = 700 * 1024;
+/**
+ * Deno KV also refuses a commit whose keys come to over 80 KiB in all ("Total key size too large"):
+ * 900 keys of a file with a 60-character path do.
+ */
+const MAX_COMMIT_KEY_BYTES = 72 * 1024;
 
 /** True for the transient error several processes on one local KV file can raise. */
 export function isTransient(e: unknown): boolean {
@@ -27,10 +32,23 @@ export async function commitWithRetry(
   }
 }
 
+/** At most the bytes of a string in UTF-8 (a surrogate pair's 4 bytes are 2 per code unit). */
+function utf8Bytes(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) n += c >= 0x800 ? 2 : 1;
+  }
+  return n;
+}
+
+/** At most the bytes of a key as KV encodes it: per part a type byte, then its bytes (escaped) and an end. */
 function keySize(key: Deno.KvKey): number {
   let n = 0;
-  for (const p of key) n += typeof p === "string" ? p.length * 3 : p instanceof Uint8Array ? p.length : 9;
-  return n + 8;
+  for (const p of key) {
+    n += typeof p === "string" ? utf8Bytes(p) + 2 : p instanceof Uint8Array ? 2 * p.length + 2 : 10;
+  }
+  return n;
 }
 
 function valueSize(value: unknown): number {
@@ -57,6 +75,7 @@ type Op = { key: Deno.KvKey; value?: unknown; expireIn?: number };
 export class KvBatch {
   #ops: Op[] = [];
   #bytes = 0;
+  #keyBytes = 0;
   #inFlight: Promise<void> | null = null;
 
   constructor(
@@ -67,16 +86,20 @@ export class KvBatch {
 
   /** Queues a set; commits first when the pending operation would grow past KV's limits. */
   async set(key: Deno.KvKey, value: unknown, expireIn?: number): Promise<void> {
-    await this.#add({ key, value, expireIn }, keySize(key) + valueSize(value));
+    await this.#add({ key, value, expireIn }, keySize(key), valueSize(value));
   }
 
   /** Queues a delete. */
   async delete(key: Deno.KvKey): Promise<void> {
-    await this.#add({ key }, keySize(key));
+    await this.#add({ key }, keySize(key), 0);
   }
 
-  async #add(op: Op, size: number): Promise<void> {
-    if (this.#ops.length + 1 > MAX_MUTATIONS || this.#bytes + size > MAX_COMMIT_BYTES) {
+  async #add(op: Op, keyBytes: number, valueBytes: number): Promise<void> {
+    const size = keyBytes + valueBytes;
+    if (
+      this.#ops.length + 1 > MAX_MUTATIONS || this.#bytes + size > MAX_COMMIT_BYTES ||
+      this.#keyBytes + keyBytes > MAX_COMMIT_KEY_BYTES
+    ) {
       const ops = this.#take();
       const previous = this.#inFlight;
       // Commits stay in order (each waits for the one before), and a failure fails every later one.
@@ -90,6 +113,7 @@ export class KvBatch {
     }
     this.#ops.push(op);
     this.#bytes += size;
+    this.#keyBytes += keyBytes;
   }
 
   /** Commits everything queued so far, and waits for any commit still in flight. */
@@ -105,6 +129,7 @@ export class KvBatch {
     const ops = this.#ops;
     this.#ops = [];
     this.#bytes = 0;
+    this.#keyBytes = 0;
     return ops;
   }
 

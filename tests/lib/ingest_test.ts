@@ -42,3 +42,21 @@ Deno.test("ingestArchive indexes a file given again after a symlink dropped the 
     kv.close();
   }
 });
+
+Deno.test("ingestArchive stores a thousand small files with long paths (KV takes 80 KiB of keys per commit)", async () => {
+  const dir = "src/main/java/com/example/inventory/warehouse/service/impl";
+  const { kv, repo } = await ingestTar(
+    Array.from(
+      { length: 1000 },
+      (_, i) => ({ path: `${dir}/Handler${i}.java`, content: `class Handler${i} {}\n` }),
+    ),
+  );
+  try {
+    assert.equal(repo.stats.files, 1000);
+    const stored = await kv.get(["repo_data", repo.id, repo.gen, "file", `${dir}/Handler999.java`]);
+    assert.ok(stored.value, "the last file is stored");
+    assert.equal((await searchRepo(kv, repo, "Handler999"))[0]?.path, `${dir}/Handler999.java`);
+  } finally {
+    kv.close();
+  }
+});

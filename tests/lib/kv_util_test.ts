@@ -19,6 +19,24 @@ Deno.test("KvBatch commits every write across many commits, in order, by flush",
   }
 });
 
+Deno.test("KvBatch keeps each commit's keys under KV's 80 KiB in all: many small files with long paths", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const batch = new KvBatch(kv);
+    const paths = [
+      ...Array.from({ length: 1000 }, (_, i) => `${"src/main/java/".repeat(5)}Service${i}.java`),
+      ...Array.from({ length: 300 }, (_, i) => `文档/${"说明".repeat(200)}${i}.md`), // 1.2 KiB in UTF-8
+    ];
+    for (const path of paths) await batch.set(["repo_data", "repo", "gen", "file", path], { size: 1 });
+    await batch.flush();
+    let n = 0;
+    for await (const _ of kv.list({ prefix: ["repo_data", "repo", "gen", "file"] })) n++;
+    assert.equal(n, paths.length);
+  } finally {
+    kv.close();
+  }
+});
+
 Deno.test("KvBatch stops at a failed check: the error surfaces and later writes are not committed", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
