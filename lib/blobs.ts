@@ -51,6 +51,40 @@ export async function writeBlob(
   await batch.set(base, { size: bytes.byteLength, parts, info } satisfies BlobMeta, expireIn);
 }
 
+/**
+ * Queues the writes for one blob given as chunks, one after another, as {@link writeBlob} lays
+ * them out: a large value built piece by piece (a repository's tree as JSON) is never held whole.
+ */
+export async function writeBlobFrom(
+  batch: Pick<KvBatch, "set">,
+  base: Deno.KvKey,
+  chunks: Iterable<Uint8Array>,
+): Promise<void> {
+  let part = new Uint8Array(PART_BYTES);
+  let filled = 0;
+  let parts = 0;
+  for (const chunk of chunks) {
+    for (let at = 0; at < chunk.byteLength;) {
+      if (filled === PART_BYTES) {
+        await batch.set([...base, parts++], part);
+        part = new Uint8Array(PART_BYTES);
+        filled = 0;
+      }
+      const n = Math.min(PART_BYTES - filled, chunk.byteLength - at);
+      part.set(chunk.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+    }
+  }
+  const size = parts * PART_BYTES + filled;
+  if (parts === 0) {
+    await batch.set(base, { size, parts: 0, inline: part.slice(0, filled) } satisfies BlobMeta);
+    return;
+  }
+  await batch.set([...base, parts++], part.subarray(0, filled));
+  await batch.set(base, { size, parts } satisfies BlobMeta);
+}
+
 /** Queues the deletes of a blob that `writeBlob` queued or wrote on `batch` with `size` bytes. */
 export async function dropBlob(batch: KvBatch, base: Deno.KvKey, size: number): Promise<void> {
   await batch.delete(base);

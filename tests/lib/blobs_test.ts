@@ -7,6 +7,7 @@ import {
   readBlob,
   streamBlob,
   writeBlob,
+  writeBlobFrom,
 } from "../../lib/blobs.ts";
 import { KvBatch } from "../../lib/kv_util.ts";
 
@@ -65,7 +66,7 @@ Deno.test("streamBlob streams any range of a blob, across parts", async () => {
 
 Deno.test("writeBlob queues the metadata after every part: until it commits, there is no blob", async () => {
   const ops: Deno.KvKey[] = [];
-  const recording = { set: (key: Deno.KvKey) => void ops.push(key) } as unknown as KvBatch;
+  const recording = { set: (key: Deno.KvKey) => Promise.resolve(void ops.push(key)) };
   await writeBlob(recording, ["blob"], bytesOf(2 * PART_BYTES + 1));
   assert.deepEqual(ops, [["blob", 0], ["blob", 1], ["blob", 2], ["blob"]]);
 
@@ -77,6 +78,40 @@ Deno.test("writeBlob queues the metadata after every part: until it commits, the
     assert.equal(await readBlob(kv, ["blob"]), null);
   } finally {
     kv.close();
+  }
+});
+
+Deno.test("writeBlobFrom stores chunks as writeBlob stores their bytes, however they are cut", async (t) => {
+  /** Bytes as their length and a checksum: a failed comparison of whole parts would print megabytes. */
+  const summary = (bytes: Uint8Array) =>
+    `${bytes.byteLength} bytes, sum ${bytes.reduce((a, b, i) => (a + b * (i + 1)) >>> 0, 0)}`;
+  /** Every key and value a writer queues, in order (without fields left undefined: no reader tells). */
+  const record = async (write: (batch: Pick<KvBatch, "set">) => Promise<void>) => {
+    const ops: [Deno.KvKey, unknown][] = [];
+    const described = (value: unknown) =>
+      value instanceof Uint8Array ? summary(value) : Object.fromEntries(
+        Object.entries(value as object).filter(([, v]) => v !== undefined)
+          .map(([k, v]) => [k, v instanceof Uint8Array ? summary(v) : v]),
+      );
+    await write({ set: (key, value) => Promise.resolve(void ops.push([key, described(value)])) });
+    return ops;
+  };
+  for (const size of [0, 1, PART_BYTES, PART_BYTES + 1, 3 * PART_BYTES + 17]) {
+    await t.step(`${size} bytes`, async () => {
+      const bytes = bytesOf(size);
+      const expected = await record((batch) => writeBlob(batch, ["blob"], bytes));
+      for (const cut of [1_000, 7_777, PART_BYTES, size || 1]) {
+        const chunks = Array.from(
+          { length: Math.ceil(size / cut) },
+          (_, i) => bytes.subarray(i * cut, (i + 1) * cut),
+        );
+        assert.deepEqual(
+          await record((batch) => writeBlobFrom(batch, ["blob"], chunks)),
+          expected,
+          `cut ${cut}`,
+        );
+      }
+    });
   }
 });
 
