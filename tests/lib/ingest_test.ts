@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { getBlobMeta, readBlob } from "../../lib/blobs.ts";
+import { keys } from "../../lib/keys.ts";
 import { searchRepo } from "../../lib/retrieval.ts";
 import { ingestTar } from "../helpers.ts";
 
@@ -56,6 +58,32 @@ Deno.test("ingestArchive stores a thousand small files with long paths (KV takes
     const stored = await kv.get(["repo_data", repo.id, repo.gen, "file", `${dir}/Handler999.java`]);
     assert.ok(stored.value, "the last file is stored");
     assert.equal((await searchRepo(kv, repo, "Handler999"))[0]?.path, `${dir}/Handler999.java`);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("ingestArchive stores the tree as JSON.stringify writes it, in parts when large", async () => {
+  const { kv, repo } = await ingestTar([
+    ...Array.from(
+      { length: 600 },
+      (_, i) => ({ path: `docs/説明-${i}-${"x".repeat(80)}.md`, content: `# ${i}\n` }),
+    ),
+    { path: ".env", content: "TOKEN=1\n" },
+    { path: "node_modules/left-pad/index.js", content: "module.exports = 1;\n" },
+  ]);
+  try {
+    const meta = await getBlobMeta(kv, keys.repoTree(repo.id, repo.gen));
+    assert.ok(meta && meta.parts > 1, `${meta?.parts} parts`);
+    const text = new TextDecoder().decode((await readBlob(kv, keys.repoTree(repo.id, repo.gen), meta))!);
+    const tree = JSON.parse(text);
+    assert.equal(text, JSON.stringify(tree));
+    assert.equal(tree.files.length, 600);
+    assert.deepEqual([tree.files[0].path, tree.files[0].bytes], [`docs/説明-0-${"x".repeat(80)}.md`, 4]);
+    assert.deepEqual(
+      tree.skipped.map((s: { reason: string }) => s.reason).sort(),
+      ["secret", "vendored"],
+    );
   } finally {
     kv.close();
   }
