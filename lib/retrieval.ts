@@ -36,11 +36,12 @@ export interface Hit extends Chunk {
 const LINES_PER_CHUNK = 40;
 const MAX_CHUNK_CHARS = 4000;
 /**
- * A shard ends at the end of the file that takes it past 2 MB of text, or at the chunk that takes
- * it past 65,536 distinct words: its tables grow with those, and a shard of 2 MB of distinct words
- * (a crafted repository) took ~60 MB more. Source has 10–20 thousand in 2 MB.
+ * A shard ends at the end of the file that takes it past 2 Mi characters of text and paths (its
+ * header lists its paths: 50,000 tiny files with long paths made one of ~50 MB), or at the chunk
+ * that takes it past 65,536 distinct words: its tables grow with those, and a shard of 2 MB of
+ * distinct words (a crafted repository) took ~60 MB more. Source has 10–20 thousand in 2 MB.
  */
-const SHARD_TEXT_BYTES = 2 * 1024 * 1024;
+const SHARD_CHARS = 2 * 1024 * 1024;
 const SHARD_TOKENS = 1 << 16;
 
 /** Classes of word characters ([A-Za-z0-9_]), as bits; 0 for every other character. */
@@ -189,7 +190,8 @@ class Shard {
   #fieldLength!: number[];
   #averageFieldLength!: number[];
   count = 0;
-  textChars = 0;
+  /** Characters of the chunks' text and of the paths, so far. */
+  chars = 0;
 
   constructor() {
     this.#reset();
@@ -203,12 +205,15 @@ class Shard {
   /** Adds a chunk of the file at `path`: its text is `text.slice(chunk.start, chunk.end)`. */
   addChunk(path: string, text: string, chunk: ChunkSpan): void {
     let pathIndex = this.#paths.get(path);
-    if (pathIndex === undefined) this.#paths.set(path, pathIndex = this.#paths.size);
+    if (pathIndex === undefined) {
+      this.#paths.set(path, pathIndex = this.#paths.size);
+      this.chars += path.length;
+    }
     const id = this.count++;
     this.#chunks.push(pathIndex, chunk.startLine, chunk.endLine);
     this.#addField(id, PATH_FIELD, path, 0, path.length);
     this.#addField(id, TEXT_FIELD, text, chunk.start, chunk.end);
-    this.textChars += chunk.end - chunk.start;
+    this.chars += chunk.end - chunk.start;
   }
 
   #addField(id: number, fieldId: number, text: string, from: number, to: number): void {
@@ -297,7 +302,7 @@ class Shard {
     this.#fieldLength = [];
     this.#averageFieldLength = FIELDS.map(() => 0);
     this.count = 0;
-    this.textChars = 0;
+    this.chars = 0;
   }
 }
 
@@ -360,7 +365,7 @@ export class IndexBuilder {
       this.#shard.addChunk(path, text, chunk);
       if (this.#shard.tokens >= SHARD_TOKENS) await this.#writeShard();
     }
-    if (this.#shard.textChars >= SHARD_TEXT_BYTES) await this.#writeShard();
+    if (this.#shard.chars >= SHARD_CHARS) await this.#writeShard();
   }
 
   async #writeShard(): Promise<void> {

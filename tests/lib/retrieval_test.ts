@@ -325,6 +325,22 @@ Deno.test("a file of more distinct words than a shard takes ends that shard in i
   }
 });
 
+Deno.test("paths count toward a shard's size: tiny files with long paths fill several shards", async () => {
+  // 2,400 paths of ~900 characters are ~2.1 Mi characters; the files' text is ~20 KB
+  const folder = Array.from({ length: 9 }, (_, i) => "abcdefghi"[i].repeat(99)).join("/");
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 2_400; i++) files[`${folder}/leaf${i}.ts`] = `export const v${i} = ${i};\n`;
+  const { kv, repo } = await buildIndex(files);
+  try {
+    assert.equal(repo.indexShards, 2);
+    for (const i of [0, 2_399]) {
+      assert.equal((await searchRepo(kv, repo, `leaf${i}`, 1))[0]?.path, `${folder}/leaf${i}.ts`);
+    }
+  } finally {
+    kv.close();
+  }
+});
+
 /** Hits in a stable order, to compare searches whose equal scores may come in another order. */
 const sortedHits = (hits: Hit[]) =>
   [...hits].sort((a, b) => a.path.localeCompare(b.path) || a.startLine - b.startLine || a.score - b.score);
