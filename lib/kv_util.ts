@@ -1,4 +1,5 @@
 /** Deno KV helpers shared by every store: commit retries, batched writes and prefix deletes. */
+import { utf8Length } from "./utf8.ts";
 
 /** KV limits per atomic commit, with headroom (see DESIGN.md). */
 const MAX_MUTATIONS = 900;
@@ -32,21 +33,11 @@ export async function commitWithRetry(
   }
 }
 
-/** At most the bytes of a string in UTF-8 (a surrogate pair's 4 bytes are 2 per code unit). */
-function utf8Bytes(text: string): number {
-  let n = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0x80) n += c >= 0x800 ? 2 : 1;
-  }
-  return n;
-}
-
 /** At most the bytes of a key as KV encodes it: per part a type byte, then its bytes (escaped) and an end. */
 function keySize(key: Deno.KvKey): number {
   let n = 0;
   for (const p of key) {
-    n += typeof p === "string" ? utf8Bytes(p) + 2 : p instanceof Uint8Array ? 2 * p.length + 2 : 10;
+    n += typeof p === "string" ? utf8Length(p) + 2 : p instanceof Uint8Array ? 2 * p.length + 2 : 10;
   }
   return n;
 }

@@ -1,13 +1,12 @@
 /** Archive path checks: every stored path is relative, inside the repo, and free of NUL. */
+import { utf8Length } from "./utf8.ts";
 
 /** Longest path stored, in UTF-8 bytes; keeps every KV key under its 2 KiB limit. */
 const MAX_PATH_BYTES = 1024;
 
-const encoder = new TextEncoder();
-
 /** True when `path` is at most MAX_PATH_BYTES long in UTF-8 (what a KV key counts). */
 export function fitsPathLimit(path: string): boolean {
-  return path.length * 3 <= MAX_PATH_BYTES || encoder.encode(path).byteLength <= MAX_PATH_BYTES;
+  return utf8Length(path) <= MAX_PATH_BYTES;
 }
 
 export type PathCheck = { ok: true; path: string } | { ok: false; reason: string };
