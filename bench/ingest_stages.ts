@@ -25,7 +25,13 @@ import { IndexBuilder } from "../lib/retrieval.ts";
 import { countTokens } from "../lib/tokens.ts";
 import { timeTar, writeSynthetic } from "./ingest.ts";
 
-const LIMITS = { fileBytes: 1 << 20, files: 100_000, totalBytes: 2 ** 31, decompressedBytes: 2 ** 31 };
+const LIMITS = {
+  fileBytes: 1 << 20,
+  files: 100_000,
+  totalBytes: 2 ** 31,
+  decompressedBytes: 2 ** 31,
+  treeBytes: 2 ** 31,
+};
 
 interface File {
   path: string;

@@ -53,7 +53,13 @@ const { stats, indexShards } = await ingestArchive({
   archive: file.readable,
   stripSegments: 1, // npm tarballs wrap everything in `package/`
   filters: {},
-  limits: { fileBytes: MB, files: 20_000, totalBytes: 200 * MB, decompressedBytes: 500 * MB },
+  limits: {
+    fileBytes: MB,
+    files: 20_000,
+    totalBytes: 200 * MB,
+    decompressedBytes: 500 * MB,
+    treeBytes: 16 * MB,
+  },
   batch: new KvBatch(kv),
   signal: new AbortController().signal,
 });

@@ -114,6 +114,7 @@ const schema = z.object({
   MAX_FILES: int(50_000, 1),
   MAX_TOTAL_BYTES: int(300 * 1024 * 1024, 1),
   MAX_DECOMPRESSED_BYTES: int(1024 * 1024 * 1024, 1),
+  MAX_TREE_BYTES: int(8 * 1024 * 1024, 1),
   WORKER_CONCURRENCY: int(4, 1),
   JOB_MAX_ATTEMPTS: int(4, 1),
   JOB_TIMEOUT: positiveDuration("10m"),
@@ -179,6 +180,7 @@ export function configFromEnv(env: Record<string, string | undefined>) {
       files: c.MAX_FILES,
       totalBytes: c.MAX_TOTAL_BYTES,
       decompressedBytes: c.MAX_DECOMPRESSED_BYTES,
+      treeBytes: c.MAX_TREE_BYTES,
     },
     jobs: {
       concurrency: c.WORKER_CONCURRENCY,

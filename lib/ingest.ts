@@ -17,12 +17,15 @@ import type { RepoStats } from "./repos.ts";
 import { IndexBuilder } from "./retrieval.ts";
 import { countTokens } from "./tokens.ts";
 import { type PlacedEntry, placeUnderTopFolder } from "./top_folder.ts";
+import { utf8Length } from "./utf8.ts";
 
 export interface IngestLimits {
   fileBytes: number;
   files: number;
   totalBytes: number;
   decompressedBytes: number;
+  /** The paths the tree lists, stored and skipped, in UTF-8 bytes in all: the ingest holds them. */
+  treeBytes: number;
 }
 
 export interface TreeFile {
@@ -99,12 +102,20 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   // entries read from a buffered chunk follow each other with no pause for I/O
   const pace = eventLoopPacer();
   let storedBytes = 0;
+  let treeBytes = 0;
+  /** Counts a path the tree will list, once however often it is given. */
+  const listed = (path: string) => {
+    if (stored.has(path) || skipped.has(path)) return;
+    treeBytes += utf8Length(path);
+    if (treeBytes > limits.treeBytes) throw tooLarge(`${formatBytes(limits.treeBytes)} of file paths`);
+  };
   /**
    * Skipped paths in the order skipped. As when a tar is extracted, the last entry for a path wins:
    * skipping a path drops a file stored under it, and storing one takes it off this list.
    */
   const skipped = new Map<string, SkipReason>();
   const skip = async (path: string, reason: SkipReason) => {
+    listed(path);
     const file = stored.get(path);
     if (file) {
       await dropBlob(batch, keys.repoFile(repoId, gen, path), file.bytes);
@@ -149,7 +160,9 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     if (++fileEntries > limits.files) throw tooLarge(`${limits.files} files`);
     if (!fitsPathLimit(path)) {
       // listed shortened, marked so that it can never name (and drop) a stored file
-      skipped.set(`${path.slice(0, 200)}…`, "limit");
+      const shortened = `${path.slice(0, 200)}…`;
+      listed(shortened);
+      skipped.set(shortened, "limit");
       continue;
     }
     const byPath = skipFor(path);
@@ -167,6 +180,7 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
       await skip(path, byContent ?? "binary");
       continue;
     }
+    listed(path);
     // a path given again replaces its earlier file, bytes and all
     const replaced = stored.get(path);
     if (replaced || dropped.has(path)) reindexNeeded = true;

@@ -1,7 +1,7 @@
 /** Test harness: an app on an in-memory KV with real workers, small waiting helpers, and a repo ingested from a tar. */
 import type { Clock } from "../lib/clock.ts";
 import { type Config, configFromEnv } from "../lib/config.ts";
-import { ingestArchive } from "../lib/ingest.ts";
+import { ingestArchive, type IngestLimits } from "../lib/ingest.ts";
 import { KvBatch } from "../lib/kv_util.ts";
 import { createLogger } from "../lib/log.ts";
 import type { LlmProvider } from "../lib/llm/types.ts";
@@ -143,8 +143,11 @@ export function parseSse(text: string): { id?: string; event: string; data: unkn
   return out;
 }
 
-/** A ready repo ingested from a tar of `entries` into an in-memory KV (the caller closes it), as an upload is. */
-export async function ingestTar(entries: FixtureEntry[]) {
+/**
+ * A ready repo ingested from a tar of `entries` into an in-memory KV (the caller closes it), as an
+ * upload is; `limits` replace the defaults given. A failed ingest closes the KV and throws.
+ */
+export async function ingestTar(entries: FixtureEntry[], limits: Partial<IngestLimits> = {}) {
   const kv = await Deno.openKv(":memory:");
   const tar = await buildTar(entries);
   const repo = { id: `repo-${crypto.randomUUID()}`, gen: "gen" };
@@ -155,9 +158,19 @@ export async function ingestTar(entries: FixtureEntry[]) {
     archive: ReadableStream.from([tar]),
     stripSegments: 0,
     filters: {},
-    limits: { fileBytes: 2 << 20, files: 1000, totalBytes: 1 << 26, decompressedBytes: 1 << 27 },
+    limits: {
+      fileBytes: 2 << 20,
+      files: 1000,
+      totalBytes: 1 << 26,
+      decompressedBytes: 1 << 27,
+      treeBytes: 1 << 24,
+      ...limits,
+    },
     batch: new KvBatch(kv),
     signal: new AbortController().signal,
+  }).catch((e) => {
+    kv.close();
+    throw e;
   });
   const record: RepoRecord = {
     ...repo,

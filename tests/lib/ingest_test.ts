@@ -88,3 +88,16 @@ Deno.test("ingestArchive stores the tree as JSON.stringify writes it, in parts w
     kv.close();
   }
 });
+
+Deno.test("ingestArchive counts each path once toward the tree's limit, however often it is given", async () => {
+  const again = Array.from({ length: 50 }, (_, i) => ({ path: "a.ts", content: `export const v = ${i};\n` }));
+  const { kv, repo } = await ingestTar(again, { treeBytes: 100 });
+  kv.close();
+  assert.equal(repo.stats.files, 1);
+  const distinct = Array.from({ length: 30 }, (_, i) => ({ path: `f${i}.ts`, content: "x" })); // 170 bytes
+  await assert.rejects(
+    () => ingestTar(distinct, { treeBytes: 100 }),
+    (e: Error & { code?: string }) =>
+      e.code === "repo_too_large" && /100 bytes of file paths/.test(e.message),
+  );
+});

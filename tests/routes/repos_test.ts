@@ -487,13 +487,26 @@ Deno.test("POST /api/repos fails the job with repo_too_large when a limit is bro
     { owner: "acme", name: "many", archive: files(6, 10) },
     { owner: "acme", name: "heavy", archive: files(3, 600) },
     { owner: "acme", name: "bomb", archive: ({ folder }) => gzipBomb(1 << 30, { prefix: folder }) },
+    {
+      owner: "acme",
+      name: "deep",
+      archive: [
+        { path: `node_modules/${"d".repeat(150)}/index.js`, content: "x" },
+        ...[1, 2].map((i) => ({ path: `${"deep/".repeat(30)}f${i}.ts`, content: "x" })),
+      ],
+    },
   ];
   await withGitHub(
     repos,
     (github) =>
       withApp(
         github,
-        { MAX_FILES: "5", MAX_TOTAL_BYTES: "1000", MAX_DECOMPRESSED_BYTES: String(1 << 20) },
+        {
+          MAX_FILES: "5",
+          MAX_TOTAL_BYTES: "1000",
+          MAX_DECOMPRESSED_BYTES: String(1 << 20),
+          MAX_TREE_BYTES: "400",
+        },
         async (app) => {
           await t.step("file count (MAX_FILES)", async () => {
             const job = await ingestFails(app, { url: "acme/many" }, "repo_too_large");
@@ -512,6 +525,10 @@ Deno.test("POST /api/repos fails the job with repo_too_large when a limit is bro
               assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
             },
           );
+          await t.step("the paths the tree lists, skipped ones too (MAX_TREE_BYTES)", async () => {
+            const job = await ingestFails(app, { url: "acme/deep" }, "repo_too_large");
+            assert.match(job.error!.message, /400 bytes of file paths/);
+          });
           await t.step("under the limits the same app ingests", async () => {
             github.addRepo({ owner: "acme", name: "small", archive: files(5, 100) });
             const repo = await ingestReady(app, { url: "acme/small" });
