@@ -1,12 +1,15 @@
 /**
- * `deno task bench ingest [--only typescript|synthetic|archive] [--package typescript@5] [--files 20000]
- *   [--bytes-per-file 5000] [--archive PATH] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3]
- *   [--dir DIR] [--probe-health]`
+ * `deno task bench ingest [--only NAMES] [--package typescript@5] [--files 20000] [--bytes-per-file 5000]
+ *   [--archive PATH] [--crafted NAMES|all] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3] [--dir DIR]
+ *   [--probe-health]`
  *
  * Ingest throughput and memory. The fake GitHub serves (a) the npm tarball of `typescript@5` (a
  * large real archive, fetched with `npm pack`; TypeScript 7's package is a small launcher) and (b)
- * a synthetic repository of 20,000 files × 5,000 bytes (100 MB), both from files on disk, and
- * (c) with `--archive`, any .tar.gz with one top folder, as GitHub's have.
+ * a synthetic repository of 20,000 files × 5,000 bytes (100 MB), both from files on disk; with
+ * `--archive`, (c) any .tar.gz with one top folder, as GitHub's have; with `--crafted`, (d) archives
+ * crafted against the memory bound (bench/crafted_archives.ts: long-words, letter-runs,
+ * distinct-words, long-paths). `--only` keeps the named ones of typescript, synthetic, archive and
+ * crafted (a comma-separated list).
  * `--max-file-bytes` sets the app's MAX_FILE_BYTES (default 1 MB: larger files are skipped);
  * `--v8-flags` starts the app with DENO_V8_FLAGS (e.g. `--max-old-space-size=256`); `--dir` is
  * where the archives, the app's KV file and tar's output go (e.g. /dev/shm, to keep a busy disk
@@ -25,6 +28,7 @@ import { createTarDecoder } from "modern-tar";
 import { syntheticRepoStream } from "../tests/fakes/archives.ts";
 import { startFakeGitHub } from "../tests/fakes/github.ts";
 import { type AppProcess, startAppProcess } from "./app_process.ts";
+import { CRAFTED, isCrafted, writeCrafted } from "./crafted_archives.ts";
 import { type Distribution, distribution } from "./loadtest_stats.ts";
 
 interface Archive {
@@ -253,6 +257,7 @@ export async function main(args: string[]): Promise<void> {
       files: { type: "string", default: "20000" },
       "bytes-per-file": { type: "string", default: "5000" },
       archive: { type: "string" },
+      crafted: { type: "string" },
       runs: { type: "string", default: "3" },
       dir: { type: "string" },
       "probe-health": { type: "boolean", default: false },
@@ -262,16 +267,21 @@ export async function main(args: string[]): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "repolm-bench-ingest-", dir: values.dir });
   const github = await startFakeGitHub();
   try {
-    const archives: Archive[] = [];
-    if (!values.only || values.only === "typescript") {
-      archives.push(await describe("typescript", await npmPack(values.package, dir)));
+    const wanted = (name: string) => !values.only || values.only.split(",").includes(name);
+    const crafted = values.crafted === "all" ? Object.keys(CRAFTED) : values.crafted?.split(",") ?? [];
+    const unknown = crafted.filter((name) => !isCrafted(name));
+    if (unknown.length) {
+      throw new Error(`--crafted: no archive ${unknown.join(", ")}; there are ${Object.keys(CRAFTED)}`);
     }
-    if (!values.only || values.only === "synthetic") {
+    const archives: Archive[] = [];
+    if (wanted("typescript")) archives.push(await describe("typescript", await npmPack(values.package, dir)));
+    if (wanted("synthetic")) {
       const path = await writeSynthetic(dir, Number(values.files), Number(values["bytes-per-file"]));
       archives.push(await describe("synthetic", path));
     }
-    if (values.archive && (!values.only || values.only === "archive")) {
-      archives.push(await describe("archive", values.archive));
+    if (values.archive && wanted("archive")) archives.push(await describe("archive", values.archive));
+    for (const name of wanted("crafted") ? crafted.filter(isCrafted) : []) {
+      archives.push(await describe(name, await writeCrafted(name, dir)));
     }
     for (const a of archives) {
       github.addRepo({ owner: "bench", name: a.name, archive: () => Deno.openSync(a.path).readable });
@@ -286,9 +296,9 @@ export async function main(args: string[]): Promise<void> {
     };
     console.log(`ingest benchmark (${navigator.hardwareConcurrency} CPUs, Deno ${Deno.version.deno})`);
     for (const archive of archives) {
-      const label = archive.name === "synthetic"
-        ? archive.name
-        : `${archive.name} (${basename(archive.path)})`;
+      const label = ["typescript", "archive"].includes(archive.name)
+        ? `${archive.name} (${basename(archive.path)})`
+        : archive.name;
       console.log(
         `${label}: ${archive.files} files, ${(archive.bytes / MB).toFixed(1)} MB uncompressed, ` +
           `${(archive.compressedBytes / MB).toFixed(1)} MB compressed`,
