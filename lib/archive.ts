@@ -4,9 +4,9 @@
  * when it is within `maxEntryBytes`; decompressed bytes are counted so a bomb stops early.
  */
 import { createTarDecoder } from "modern-tar";
-import { Unzip, type UnzipFile, UnzipInflate } from "fflate";
 import { concatBytes } from "./bytes.ts";
 import { AppError, PermanentJobError } from "./errors.ts";
+import { inflateEntry, TOO_LARGE, type ZipEntry, ZipEntryReader, ZipFormatError } from "./zip_entries.ts";
 import { ZipDirectoryError, ZipTail } from "./zip_symlinks.ts";
 
 export interface ArchiveEntry {
@@ -198,72 +198,61 @@ async function* readZip(
   stream: ReadableStream<Uint8Array>,
   options: ReadOptions,
 ): AsyncGenerator<ArchiveEntry> {
-  const ready: ArchiveEntry[] = [];
-  let failure: Error | null = null;
-  let decompressed = 0;
-  let open = 0;
-  const unzip = new Unzip((file) => onFile(file));
-  unzip.register(UnzipInflate);
+  // deflate never needs much more than a file's own size: twice it is surely too large
+  const entries = new ZipEntryReader(2 * options.maxEntryBytes + 1024);
   const tail = new ZipTail();
-
-  function onFile(file: UnzipFile) {
-    if (file.name.endsWith("/")) {
-      ready.push({ path: file.name, kind: "directory", size: 0, content: null });
-      return;
+  let decompressed = 0;
+  const read = (entry: ZipEntry): ArchiveEntry => {
+    const path = entry.name;
+    if (path.endsWith("/")) return { path, kind: "directory", size: 0, content: null };
+    if (entry.encrypted || (entry.method !== 0 && entry.method !== 8)) {
+      return { path, kind: "other", size: entry.size, content: null };
     }
-    if (file.compression !== 0 && file.compression !== 8) {
-      ready.push({ path: file.name, kind: "other", size: file.originalSize ?? 0, content: null });
-      return;
-    }
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    open++;
-    file.ondata = (err, data, final) => {
-      if (failure) return;
-      if (err) {
-        failure = invalidArchive("it is corrupt");
-        return;
-      }
-      decompressed += data.byteLength;
-      size += data.byteLength;
-      if (decompressed > options.maxDecompressedBytes) {
-        failure = tooLarge(options.maxDecompressedBytes);
-        file.terminate();
-        return;
-      }
-      if (size <= options.maxEntryBytes) chunks.push(data);
-      else chunks.length = 0;
-      if (final) {
-        open--;
-        const content = size <= options.maxEntryBytes ? concatBytes(chunks, size) : null;
-        ready.push({ path: file.name, kind: "file", size, content });
-      }
-    };
-    file.start();
-  }
-
-  const push = (chunk: Uint8Array, final: boolean) => {
-    try {
-      unzip.push(chunk, final);
-    } catch {
-      failure ??= invalidArchive("it is corrupt");
-    }
+    const tooLargeFile = {
+      path,
+      kind: "file",
+      size: Math.max(entry.size, options.maxEntryBytes + 1),
+      content: null,
+    } as const;
+    // more bytes stored than any file within the limit needs: not inflated at all
+    if (!entry.data) return tooLargeFile;
+    const content = entry.method === 8
+      ? inflateEntry(entry.data, entry.size, options.maxEntryBytes)
+      : entry.data;
+    // inflating stops past the limit
+    decompressed += content === TOO_LARGE ? options.maxEntryBytes + 1 : content.byteLength;
+    if (decompressed > options.maxDecompressedBytes) throw tooLarge(options.maxDecompressedBytes);
+    if (content === TOO_LARGE || content.byteLength > options.maxEntryBytes) return tooLargeFile;
+    return { path, kind: "file", size: content.byteLength, content };
   };
   const reader = stream.getReader();
   try {
     for (let next; !(next = await readArchiveChunk(reader)).done;) {
-      tail.push(next.value);
-      push(next.value, false);
-      if (failure) throw failure;
-      yield* ready.splice(0);
+      if (entries.directory()) {
+        tail.push(next.value);
+        continue;
+      }
+      yield* zipEntries(() => entries.push(next.value).map(read));
+      // the tail keeps only what follows the entries: the central directory and the end records
+      const directory = entries.directory();
+      if (directory) {
+        tail.skip(directory.at);
+        tail.push(directory.bytes);
+      }
     }
-    push(new Uint8Array(0), true);
-    if (failure) throw failure;
-    if (open > 0) throw invalidArchive("it is truncated");
-    yield* ready.splice(0);
+    zipEntries(() => entries.end());
     // only now does the zip say which of the entries above were symlinks
     for (const path of symlinksOf(tail)) yield { path, kind: "symlink", size: 0, content: null };
   } finally {
     await reader.cancel().catch(() => {});
+  }
+}
+
+/** What `read` gives, with a zip that cannot be read thrown as invalid_archive. */
+function zipEntries<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    throw e instanceof ZipFormatError ? invalidArchive(e.message) : e;
   }
 }

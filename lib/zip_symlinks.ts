@@ -32,9 +32,17 @@ export class ZipTail {
 
   constructor(private readonly keep = TAIL_BYTES) {}
 
-  /** Notes a chunk of the archive, in order, keeping only the last `keep` bytes (at least). */
+  /** Passes over `bytes` bytes of the archive, keeping none (those before its central directory). */
+  skip(bytes: number): void {
+    this.#total += bytes;
+  }
+
+  /**
+   * Notes a chunk of the archive, in order, keeping only the last `keep` bytes (at least), in
+   * copies: a chunk may be a view of a larger buffer (an upload's parts are), which it would keep.
+   */
   push(chunk: Uint8Array): void {
-    this.#chunks.push(chunk);
+    this.#chunks.push(chunk.slice());
     this.#kept += chunk.byteLength;
     this.#total += chunk.byteLength;
     while (this.#kept - this.#chunks[0].byteLength >= this.keep) {
@@ -106,8 +114,8 @@ function zip64Directory(view: DataView, end: number, base: number): [number, num
   return [Number(view.getBigUint64(record + 40, true)), Number(view.getBigUint64(record + 48, true))];
 }
 
-/** Names are UTF-8 when the entry's flag says so, else read byte for byte (as fflate reads them). */
-function decodeName(bytes: Uint8Array, flags: number): string {
+/** Names are UTF-8 when the entry's flag says so, else read byte for byte (one character per byte). */
+export function decodeName(bytes: Uint8Array, flags: number): string {
   if (flags & UTF8_NAMES) return new TextDecoder().decode(bytes);
   let name = "";
   for (const b of bytes) name += String.fromCharCode(b);
