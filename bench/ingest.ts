@@ -1,7 +1,7 @@
 /**
  * `deno task bench ingest [--only NAMES] [--package typescript@5] [--files 20000] [--bytes-per-file 5000]
- *   [--archive PATH] [--crafted NAMES|all] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3] [--dir DIR]
- *   [--probe-health]`
+ *   [--archive PATH] [--crafted NAMES|all] [--upload] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3]
+ *   [--dir DIR] [--probe-health]`
  *
  * Ingest throughput and memory. The fake GitHub serves (a) the npm tarball of `typescript@5` (a
  * large real archive, fetched with `npm pack`; TypeScript 7's package is a small launcher) and (b)
@@ -9,13 +9,14 @@
  * `--archive`, (c) any .tar.gz with one top folder, as GitHub's have; with `--crafted`, (d) archives
  * crafted against the memory bound (bench/crafted_archives.ts: long-words, letter-runs,
  * distinct-words, long-paths). `--only` keeps the named ones of typescript, synthetic, archive and
- * crafted (a comma-separated list).
+ * crafted (a comma-separated list). `--upload` sends each archive to `POST /api/repos/upload`
+ * instead (so `--archive` may be a .zip; an upload is ingested within its request).
  * `--max-file-bytes` sets the app's MAX_FILE_BYTES (default 1 MB: larger files are skipped);
  * `--v8-flags` starts the app with DENO_V8_FLAGS (e.g. `--max-old-space-size=256`); `--dir` is
  * where the archives, the app's KV file and tar's output go (e.g. /dev/shm, to keep a busy disk
  * out of both measurements). For each, a fresh app process on a fresh KV file
  * ingests it through `POST /api/repos` and the job's SSE stream; the bench prints MB/s, files/s,
- * the app's peak RSS (VmHWM) and CPU, and the time `tar -xzf` takes for the same archive. Then it
+ * the app's peak RSS (VmHWM) and CPU, and the time `tar -xzf` (`unzip` for a zip) takes for the same archive. Then it
  * asks the new repository one chat question twice (no model: the offline answer is the retrieval
  * index's best passages) and prints how long each took, and the app's RSS after them.
  * `--probe-health` also asks the app for `/health` every 20 ms while it ingests and prints how long
@@ -24,7 +25,7 @@
  * Targets (issue 2): peak RSS < 200 MB at any size; throughput ≥ 1/4 of `tar -xzf`.
  */
 import { parseArgs } from "node:util";
-import { createTarDecoder } from "modern-tar";
+import { readArchive } from "../lib/archive.ts";
 import { syntheticRepoStream } from "../tests/fakes/archives.ts";
 import { startFakeGitHub } from "../tests/fakes/github.ts";
 import { type AppProcess, startAppProcess } from "./app_process.ts";
@@ -105,36 +106,38 @@ export async function writeSynthetic(dir: string, files: number, bytesPerFile: n
   return path;
 }
 
-/** Counts the regular files and their bytes in a tar.gz, streamed. */
+/** Counts the regular files and their bytes in an archive (.tar.gz or, to upload, .zip), streamed. */
 async function describe(name: string, path: string): Promise<Archive> {
   const compressedBytes = (await Deno.stat(path)).size;
   let files = 0;
   let bytes = 0;
-  const entries = (await Deno.open(path)).readable
-    .pipeThrough(new DecompressionStream("gzip"))
-    .pipeThrough(createTarDecoder());
-  for await (const entry of entries) {
-    if ((entry.header.type ?? "file") === "file") {
-      files++;
-      bytes += entry.header.size;
-    }
-    await entry.body.cancel();
+  const limits = { maxEntryBytes: 0, maxDecompressedBytes: Number.MAX_SAFE_INTEGER };
+  for await (const entry of readArchive((await Deno.open(path)).readable, limits)) {
+    if (entry.kind !== "file") continue;
+    files++;
+    bytes += entry.size;
   }
   return { name, path, compressedBytes, files, bytes };
 }
 
-/** Wall and CPU seconds `tar -xzf` takes to unpack the archive into a fresh directory. */
+/** The command that unpacks the archive, to compare with: `tar -xzf`, or `unzip` for a zip. */
+export const unpacker = (path: string) => (path.endsWith(".zip") ? "unzip" : "tar -xzf");
+
+/** Wall and CPU seconds `unpacker(path)` takes to unpack the archive into a fresh directory. */
 export async function timeTar(path: string, dir: string): Promise<{ seconds: number; cpuSeconds: number }> {
   const target = await Deno.makeTempDir({ dir, prefix: "tar-" });
   const t0 = performance.now();
   // `time` from bash reports the child's user + sys CPU; TIMEFORMAT keeps it to one number.
+  const unpack = unpacker(path) === "unzip" ? 'unzip -q "$0" -d "$1"' : 'tar -xzf "$0" -C "$1"';
   const out = await new Deno.Command("bash", {
-    args: ["-c", 'TIMEFORMAT="%U %S"; time tar -xzf "$0" -C "$1"', path, target],
+    args: ["-c", `TIMEFORMAT="%U %S"; time ${unpack}`, path, target],
     stderr: "piped",
   }).output();
   const seconds = (performance.now() - t0) / 1000;
   await Deno.remove(target, { recursive: true });
-  if (!out.success) throw new Error(`tar -xzf ${path} failed: ${new TextDecoder().decode(out.stderr)}`);
+  if (!out.success) {
+    throw new Error(`${unpacker(path)} ${path} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
   const [user, sys] = new TextDecoder().decode(out.stderr).trim().split(/\s+/).slice(-2).map(Number);
   return { seconds, cpuSeconds: user + sys };
 }
@@ -160,11 +163,38 @@ async function waitForJob(app: AppProcess, jobId: string): Promise<{ event: stri
   throw new Error("the job's event stream ended without done or error");
 }
 
+/** Ingests the archive through `POST /api/repos` from the fake GitHub and the job's events; returns the repo's id. */
+async function ingestFromGitHub(app: AppProcess, archive: Archive): Promise<string> {
+  const res = await fetch(`${app.url}/api/repos`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ url: `bench/${archive.name}` }),
+  });
+  const started = await res.json();
+  if (res.status !== 202) {
+    throw new Error(`POST /api/repos answered ${res.status}: ${JSON.stringify(started)}`);
+  }
+  const end = await waitForJob(app, started.job.id);
+  if (end.event !== "done") throw new Error(`the ingest failed: ${JSON.stringify(end.data)}`);
+  return started.repo.id;
+}
+
+/** Ingests the archive through `POST /api/repos/upload` (answered when it is ingested); returns the repo's id. */
+async function uploadArchive(app: AppProcess, archive: Archive): Promise<string> {
+  const form = new FormData();
+  form.append("file", new File([await Deno.readFile(archive.path)], basename(archive.path)));
+  const res = await fetch(`${app.url}/api/repos/upload`, { method: "POST", body: form });
+  const body = await res.json();
+  if (res.status !== 200) throw new Error(`the upload answered ${res.status}: ${JSON.stringify(body)}`);
+  return body.repo.id;
+}
+
 async function ingestOnce(
   archive: Archive,
   env: Record<string, string>,
   dir: string,
   probe: boolean,
+  upload: boolean,
 ): Promise<Result> {
   const kvDir = await Deno.makeTempDir({ dir, prefix: "kv-" });
   const app = await startAppProcess(env, { kvPath: `${kvDir}/repolm.kv` });
@@ -174,22 +204,13 @@ async function ingestOnce(
     const idleMb = (await app.memory()).rssMb;
     const cpu0 = await app.cpuSeconds();
     const t0 = performance.now();
-    const res = await fetch(`${app.url}/api/repos`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ url: `bench/${archive.name}` }),
-    });
-    const started = await res.json();
-    if (res.status !== 202) {
-      throw new Error(`POST /api/repos answered ${res.status}: ${JSON.stringify(started)}`);
-    }
     if (probe) health = probeHealth(app, probing.signal);
-    const end = await waitForJob(app, started.job.id).finally(() => probing.abort());
+    const repoId = await (upload ? uploadArchive(app, archive) : ingestFromGitHub(app, archive))
+      .finally(() => probing.abort());
     const seconds = (performance.now() - t0) / 1000;
-    if (end.event !== "done") throw new Error(`the ingest failed: ${JSON.stringify(end.data)}`);
     const cpuSeconds = (await app.cpuSeconds()) - cpu0;
     const { peakMb } = await app.memory();
-    const repo = await (await fetch(`${app.url}/api/repos/${started.repo.id}`)).json();
+    const repo = await (await fetch(`${app.url}/api/repos/${repoId}`)).json();
     const chatSeconds: [number, number] = [await timeChat(app, repo.id), await timeChat(app, repo.id)];
     return {
       chatSeconds,
@@ -213,7 +234,7 @@ function runLine(archive: Archive, r: Result, tar: { seconds: number; cpuSeconds
   return `  run: ingest ${r.seconds.toFixed(2)} s (${(archive.bytes / MB / r.seconds).toFixed(1)} MB/s, ` +
     `${(archive.files / r.seconds).toFixed(0)} files/s), app CPU ${r.cpuSeconds.toFixed(1)} s, ` +
     `peak RSS ${r.peakMb.toFixed(0)} MB (idle ${r.idleMb.toFixed(0)}); ` +
-    `tar -xzf ${tar.seconds.toFixed(2)} s (CPU ${
+    `${unpacker(archive.path)} ${tar.seconds.toFixed(2)} s (CPU ${
       tar.cpuSeconds.toFixed(2)
     } s); ${r.stored} stored, ${r.skipped} skipped; a chat question ${r.chatSeconds[0].toFixed(2)} s, ` +
     `again ${r.chatSeconds[1].toFixed(2)} s (RSS then ${r.chatRssMb.toFixed(0)} MB)` +
@@ -239,8 +260,10 @@ function summary(
     `  best of ${results.length}: ingest ${best.toFixed(2)} s = ${
       (archive.bytes / MB / best).toFixed(1)
     } MB/s, ` +
-    `${(archive.files / best).toFixed(0)} files/s; tar -xzf ${bestTar.toFixed(2)} s`,
-    `  throughput vs tar -xzf: ${ratio.toFixed(2)} by wall time, ${(tarCpu / cpu).toFixed(2)} by CPU time ` +
+    `${(archive.files / best).toFixed(0)} files/s; ${unpacker(archive.path)} ${bestTar.toFixed(2)} s`,
+    `  throughput vs ${unpacker(archive.path)}: ${ratio.toFixed(2)} by wall time, ${
+      (tarCpu / cpu).toFixed(2)
+    } by CPU time ` +
     `(target ≥ 0.25: ${ratio >= 0.25 ? "met" : "MISSED"})`,
     `  peak RSS ${peak.toFixed(0)} MB (target < 200 MB: ${peak < 200 ? "met" : "MISSED"})`,
   ].join("\n");
@@ -261,6 +284,7 @@ export async function main(args: string[]): Promise<void> {
       runs: { type: "string", default: "3" },
       dir: { type: "string" },
       "probe-health": { type: "boolean", default: false },
+      upload: { type: "boolean", default: false },
     },
   });
   const runs = Math.max(1, Number(values.runs));
@@ -306,7 +330,7 @@ export async function main(args: string[]): Promise<void> {
       const results: Result[] = [];
       const tars: { seconds: number; cpuSeconds: number }[] = [];
       for (let run = 0; run < runs; run++) {
-        results.push(await ingestOnce(archive, env, dir, values["probe-health"]));
+        results.push(await ingestOnce(archive, env, dir, values["probe-health"], values.upload));
         tars.push(await timeTar(archive.path, dir));
         console.log(runLine(archive, results.at(-1)!, tars.at(-1)!));
       }

@@ -23,7 +23,7 @@ import { keys } from "../lib/keys.ts";
 import { KvBatch } from "../lib/kv_util.ts";
 import { IndexBuilder } from "../lib/retrieval.ts";
 import { countTokens } from "../lib/tokens.ts";
-import { timeTar, writeSynthetic } from "./ingest.ts";
+import { timeTar, unpacker, writeSynthetic } from "./ingest.ts";
 
 const LIMITS = {
   fileBytes: 1 << 20,
@@ -205,7 +205,7 @@ export async function main(args: string[]): Promise<void> {
       );
     }
     console.log(
-      `  ${"tar -xzf".padEnd(34)} ${tar.seconds.toFixed(2).padStart(6)} s   CPU ${
+      `  ${unpacker(archivePath).padEnd(34)} ${tar.seconds.toFixed(2).padStart(6)} s   CPU ${
         tar.cpuSeconds.toFixed(2)
       } s`,
     );
