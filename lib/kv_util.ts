@@ -33,7 +33,10 @@ export async function commitWithRetry(
   }
 }
 
-/** At most the bytes of a key as KV encodes it: per part a type byte, then its bytes (escaped) and an end. */
+/**
+ * The bytes of a key as KV encodes it: per part a type byte, its bytes and an end byte (a byte
+ * array's zero bytes take two, as would a string's NULs, which no key of ours holds).
+ */
 function keySize(key: Deno.KvKey): number {
   let n = 0;
   for (const p of key) {
