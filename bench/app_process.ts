@@ -54,6 +54,12 @@ export function freePort(): number {
 
 const CLK_TCK = 100;
 
+/** User + system CPU seconds a process (every thread) has used so far, from /proc (Linux). */
+export function cpuSecondsOf(pid: number | "self"): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
 /**
  * The V8 flags `deno task start` runs the app with (deno.json): the heap may grow to 1.2× what
  * survived the last full collection instead of up to ~4×, and the young generation stays within
@@ -117,10 +123,7 @@ export async function startAppProcess(
       const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? 0);
       return { peakMb: kb("VmHWM") / 1024, rssMb: kb("VmRSS") / 1024 };
     },
-    async cpuSeconds() {
-      const fields = (await Deno.readTextFile(`/proc/${child.pid}/stat`)).split(") ")[1].split(" ");
-      return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-    },
+    cpuSeconds: () => Promise.resolve(cpuSecondsOf(child.pid)),
     async kill() {
       if (!exited) child.kill("SIGKILL");
       await status;

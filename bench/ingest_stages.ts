@@ -23,6 +23,7 @@ import { keys } from "../lib/keys.ts";
 import { KvBatch } from "../lib/kv_util.ts";
 import { IndexBuilder } from "../lib/retrieval.ts";
 import { countTokens } from "../lib/tokens.ts";
+import { cpuSecondsOf } from "./app_process.ts";
 import { timeTar, unpacker, writeSynthetic } from "./ingest.ts";
 
 const LIMITS = {
@@ -37,16 +38,6 @@ interface File {
   path: string;
   bytes: Uint8Array;
   text: string;
-}
-
-/** The process's CPU seconds so far, every thread (Linux); NaN elsewhere. */
-function processCpuSeconds(): number {
-  try {
-    const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
 }
 
 /** A fresh KV file in `dir`, removed with its folder by the returned function. */
@@ -179,12 +170,12 @@ export async function main(args: string[]): Promise<void> {
     const tars: Timing[] = [];
     for (let round = 0; round < rounds; round++) {
       for (const [name, run] of work) {
-        const cpu0 = processCpuSeconds();
+        const cpu0 = cpuSecondsOf("self");
         const t0 = performance.now();
         await run();
         timings.get(name)!.push({
           seconds: (performance.now() - t0) / 1000,
-          cpuSeconds: processCpuSeconds() - cpu0,
+          cpuSeconds: cpuSecondsOf("self") - cpu0,
         });
       }
       tars.push(await timeTar(archivePath, dir));
