@@ -205,7 +205,8 @@ async function* readZip(
   const read = (entry: ZipEntry): ArchiveEntry => {
     const path = entry.name;
     if (path.endsWith("/")) return { path, kind: "directory", size: 0, content: null };
-    if (entry.encrypted || (entry.method !== 0 && entry.method !== 8)) {
+    if (entry.encrypted) throw invalidArchive("its entries are encrypted");
+    if (entry.method !== 0 && entry.method !== 8) {
       return { path, kind: "other", size: entry.size, content: null };
     }
     const tooLargeFile = {

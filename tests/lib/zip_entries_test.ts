@@ -125,6 +125,10 @@ Deno.test("ZipEntryReader keeps no more than it is asked, and refuses bytes that
     "small.txt",
     1,
   ]]);
+  assert.deepEqual(entries.map((e) => e.encrypted), [false, false]);
+  const flagged = zip.slice();
+  flagged[6] |= 1; // the first entry's "encrypted" flag
+  assert.deepEqual(readAll(flagged, 512, 1000).entries.map((e) => e.encrypted), [true, false]);
 
   const cut = new ZipEntryReader(1 << 20);
   cut.push(zip.subarray(0, 100));

@@ -868,6 +868,8 @@ Deno.test("POST /api/repos/upload refuses bad archives with 400/413/422 and stor
     const demo = await buildTarGz(DEMO);
     const dotdot = [{ path: "README.md", content: "hi" }, { path: "a/../../evil.sh", content: "x" }];
     const absolute = [{ path: "README.md", content: "hi" }, { path: "/etc/passwd", content: "x" }];
+    const encryptedZip = buildZip(DEMO);
+    encryptedZip[6] |= 1; // the first entry's "encrypted" flag
     const bad: [string, string, Uint8Array, number, string][] = [
       ["`..` in a tar.gz", "x.tar.gz", await buildTarGz(dotdot), 400, "invalid_archive"],
       ["`..` in a tar", "x.tar", await buildTar(dotdot), 400, "invalid_archive"],
@@ -880,6 +882,7 @@ Deno.test("POST /api/repos/upload refuses bad archives with 400/413/422 and stor
       ["a corrupt zip", "x.zip", corrupt(buildZip(DEMO), 40, 64), 400, "invalid_archive"],
       ["a truncated zip", "x.zip", truncate(buildZip(DEMO), 200), 400, "invalid_archive"],
       ["a PNG named .zip", "x.zip", PNG, 400, "invalid_archive"],
+      ["a zip with an encrypted entry", "x.zip", encryptedZip, 400, "invalid_archive"],
       [
         "text named .tar.gz",
         "x.tar.gz",
