@@ -107,8 +107,10 @@ export class ZipEntryReader {
     if (b.byteLength < end) return undefined;
     let stored = u32(b, 18);
     let size = u32(b, 22);
-    const zip64 = stored === SIZE_IN_ZIP64 || size === SIZE_IN_ZIP64;
-    if (zip64) [size, stored] = zip64Sizes(b.subarray(30 + nameLength, end), size, stored);
+    const extra = b.subarray(30 + nameLength, end);
+    if (stored === SIZE_IN_ZIP64 || size === SIZE_IN_ZIP64) [size, stored] = zip64Sizes(extra, size, stored);
+    // with a zip64 field, a data descriptor's sizes are 8 bytes each, whatever the header's say
+    const zip64 = zip64Field(extra) >= 0;
     const entry = {
       name: decodeName(b.subarray(30, 30 + nameLength), flags),
       method: u16(b, 8),
@@ -171,21 +173,25 @@ export class ZipEntryReader {
   }
 }
 
+/** Where the zip64 field starts among an entry's extra fields (its id), or -1. */
+function zip64Field(extra: Uint8Array): number {
+  for (let at = 0; at + 4 <= extra.byteLength; at += 4 + u16(extra, at + 2)) {
+    if (u16(extra, at) === ZIP64_EXTRA) return at;
+  }
+  return -1;
+}
+
 /** The sizes a zip64 extra field holds in place of those the header marks 0xFFFFFFFF. */
 function zip64Sizes(extra: Uint8Array, size: number, stored: number): [number, number] {
-  for (let at = 0; at + 4 <= extra.byteLength;) {
-    const id = u16(extra, at);
-    const length = u16(extra, at + 2);
-    if (id === ZIP64_EXTRA) {
-      let field = at + 4;
-      if (size === SIZE_IN_ZIP64 && field + 8 <= at + 4 + length) {
-        size = u64(extra, field);
-        field += 8;
-      }
-      if (stored === SIZE_IN_ZIP64 && field + 8 <= at + 4 + length) stored = u64(extra, field);
-      break;
+  const at = zip64Field(extra);
+  if (at >= 0) {
+    const end = at + 4 + u16(extra, at + 2);
+    let field = at + 4;
+    if (size === SIZE_IN_ZIP64 && field + 8 <= end) {
+      size = u64(extra, field);
+      field += 8;
     }
-    at += 4 + length;
+    if (stored === SIZE_IN_ZIP64 && field + 8 <= end) stored = u64(extra, field);
   }
   if (size === SIZE_IN_ZIP64 || stored === SIZE_IN_ZIP64) throw new ZipFormatError("it is corrupt");
   return [size, stored];

@@ -90,27 +90,43 @@ Deno.test("ZipEntryReader finds where data ends by its data descriptor, even whe
   }
 });
 
-Deno.test("ZipEntryReader reads zip64 sizes from the extra field", () => {
-  const data = utf8.encode("hello");
+/** A local header for "a.txt" with a zip64 extra field: `flags`, the header's two sizes, the field's two. */
+function zip64Header(flags: number, headerSize: number, fieldSize: bigint): Uint8Array {
   const name = utf8.encode("a.txt");
   const header = new Uint8Array(30 + name.byteLength + 20);
   const h = new DataView(header.buffer);
   h.setUint32(0, 0x04034b50, true);
   h.setUint16(4, 45, true);
-  h.setUint32(18, 0xffffffff, true); // stored size: in the zip64 field
-  h.setUint32(22, 0xffffffff, true); // inflated size: in the zip64 field
+  h.setUint16(6, flags, true);
+  h.setUint32(18, headerSize, true); // stored size
+  h.setUint32(22, headerSize, true); // inflated size
   h.setUint16(26, name.byteLength, true);
   h.setUint16(28, 20, true);
   header.set(name, 30);
   const extra = 30 + name.byteLength;
   h.setUint16(extra, 0x0001, true);
   h.setUint16(extra + 2, 16, true);
-  h.setBigUint64(extra + 4, 5n, true);
-  h.setBigUint64(extra + 12, 5n, true);
-  const end = new Uint8Array(22);
-  new DataView(end.buffer).setUint32(0, 0x06054b50, true);
-  const { entries } = readAll(concatBytes([header, data, end]), 4);
-  assert.deepEqual(entries.map((e) => [e.name, e.size, text(e.data)]), [["a.txt", 5, "hello"]]);
+  h.setBigUint64(extra + 4, fieldSize, true);
+  h.setBigUint64(extra + 12, fieldSize, true);
+  return header;
+}
+
+const END_RECORD = new Uint8Array(22);
+new DataView(END_RECORD.buffer).setUint32(0, 0x06054b50, true);
+
+Deno.test("ZipEntryReader reads zip64 sizes from the extra field, and 8-byte sizes in a descriptor after one", () => {
+  const data = utf8.encode("hello");
+  const inField = readAll(concatBytes([zip64Header(0, 0xffffffff, 5n), data, END_RECORD]), 4);
+  assert.deepEqual(inField.entries.map((e) => [e.name, e.size, text(e.data)]), [["a.txt", 5, "hello"]]);
+
+  // sizes 0 in the header and the field, then a descriptor: signature, CRC-32, 8-byte sizes
+  const descriptor = new Uint8Array(24);
+  const d = new DataView(descriptor.buffer);
+  d.setUint32(0, 0x08074b50, true);
+  d.setBigUint64(8, 5n, true);
+  d.setBigUint64(16, 5n, true);
+  const streamed = readAll(concatBytes([zip64Header(0x8, 0, 0n), data, descriptor, END_RECORD]), 3);
+  assert.deepEqual(streamed.entries.map((e) => [e.name, e.size, text(e.data)]), [["a.txt", 5, "hello"]]);
 });
 
 Deno.test("ZipEntryReader keeps no more than it is asked, and refuses bytes that are no zip or are cut short", () => {
