@@ -21,7 +21,7 @@ import {
 } from "./index_shard.ts";
 import { keys } from "./keys.ts";
 import type { KvBatch } from "./kv_util.ts";
-import { finalHash, HASH_SEED, hashStep, spanHash, SpanTable, withRoom } from "./span_table.ts";
+import { ShardCounter } from "./shard_counter.ts";
 
 export interface Chunk {
   path: string;
@@ -62,70 +62,51 @@ const classAt = (text: string, i: number) => {
   return c < 128 ? CHAR_CLASS[c] : 0;
 };
 
-/** A token's span of the text and its {@link spanHash}. */
-type TokenVisitor = (start: number, end: number, hash: number) => void;
-
 /**
- * Calls `visit` with the span (and its hash) of each token of `text`: every run of [A-Za-z0-9_],
- * and when it has a `_` or a capital after its start and so splits into more than one part, each
- * part too — split at each `_` (dropped: parts may be empty), between a lower-case letter or digit
- * and a capital, and between two capitals when a lower-case letter follows. So `parseGitHubUrl` is found by
+ * Calls `visit` with the span of each token of `text`: every run of [A-Za-z0-9_], and when it has
+ * a `_` or a capital after its start and so splits into more than one part, each part too — split
+ * at each `_` (dropped: parts may be empty), between a lower-case letter or digit and a capital,
+ * and between two capitals when a lower-case letter follows. So `parseGitHubUrl` is found by
  * "parse", "github" and "url", and `HTMLParser` by "html" and "parser".
  *
- * Only `text[from, to)` is scanned, which finds the tokens `text.slice(from, to)` has when the span
- * starts and ends at a line's end or the text's (no token spans a newline), without the slice.
+ * Queries are tokenized with it; ingest finds the same tokens in WebAssembly (lib/wasm/shard_counter.ts).
  */
-export function forEachToken(text: string, visit: TokenVisitor, from = 0, to = text.length): void {
-  const n = to;
-  for (let i = from; i < n;) {
+export function forEachToken(text: string, visit: (start: number, end: number) => void): void {
+  const n = text.length;
+  for (let i = 0; i < n;) {
     while (i < n && !classAt(text, i)) i++;
     if (i === n) return;
     let j = i;
     let splits = false;
-    let hash = HASH_SEED;
     for (let c; j < n && (c = classAt(text, j)); j++) {
       if (c === UNDERSCORE || (c === UPPER && j > i)) splits = true;
-      hash = hashStep(hash, text.charCodeAt(j));
     }
-    visit(i, j, finalHash(hash));
+    visit(i, j);
     if (splits) visitParts(text, i, j, visit);
     i = j;
   }
 }
 
-/** Each part's start and end, reused from word to word (an array emptied by `length = 0` lets go of its storage). */
-let partBounds = new Int32Array(64);
-
-/** Puts the part `[from, to)` at `partBounds[at]`; returns where the next goes. */
-function addPart(at: number, from: number, to: number): number {
-  partBounds = withRoom(partBounds, at + 1);
-  partBounds[at] = from;
-  partBounds[at + 1] = to;
-  return at + 2;
-}
-
 /** The parts of the word `text[start, end)`, when there are more than one. */
-function visitParts(text: string, start: number, end: number, visit: TokenVisitor) {
-  let bounds = 0;
+function visitParts(text: string, start: number, end: number, visit: (start: number, end: number) => void) {
+  const bounds: number[] = [];
   let partStart = start;
   for (let k = start; k < end; k++) {
     const here = classAt(text, k);
     if (here === UNDERSCORE) {
-      bounds = addPart(bounds, partStart, k);
+      bounds.push(partStart, k);
       partStart = k + 1;
     } else if (here === UPPER && k > partStart) {
       const before = classAt(text, k - 1);
       if (before & (LOWER | DIGIT) || (before === UPPER && k + 1 < end && classAt(text, k + 1) === LOWER)) {
-        bounds = addPart(bounds, partStart, k);
+        bounds.push(partStart, k);
         partStart = k;
       }
     }
   }
-  if (bounds === 0) return;
-  bounds = addPart(bounds, partStart, end);
-  for (let p = 0; p < bounds; p += 2) {
-    visit(partBounds[p], partBounds[p + 1], spanHash(text, partBounds[p], partBounds[p + 1]));
-  }
+  if (bounds.length === 0) return;
+  bounds.push(partStart, end);
+  for (let p = 0; p < bounds.length; p += 2) visit(bounds[p], bounds[p + 1]);
 }
 
 /** The tokens of `text` (see {@link forEachToken}); MiniSearch tokenizes queries with it. */
@@ -164,27 +145,11 @@ const markOf = (chunk: number, field: number) => chunk * FIELDS.length + field +
 
 /**
  * One shard being built: the same document ids, field lengths (distinct raw tokens), running
- * average field lengths, stored fields and term counts as MiniSearch's `add()` makes.
- *
- * Raw tokens are found by {@link forEachToken} and looked up by their span of the text, so a
- * token seen before in the shard costs no string. Counts go to typed arrays that are reused from
- * shard to shard — one entry per term per chunk field, in the order chunks are added — so a shard
- * being built holds no object per term or per posting.
+ * average field lengths, stored fields and term counts as MiniSearch's `add()` makes. The words
+ * are counted by WebAssembly (lib/shard_counter.ts), which finds them as {@link forEachToken} does.
  */
 class Shard {
-  /** Raw tokens seen in this shard; per token id: its term's id (-1: not indexed) … */
-  readonly #tokens = new SpanTable();
-  #termOfToken = new Int32Array(1024);
-  /** … and the chunk field it was last seen in, to count distinct tokens (field lengths). */
-  #tokenMark = new Int32Array(1024);
-  readonly #termIds = new Map<string, number>();
-  #terms!: string[];
-  /** Per term: the chunk field it was last counted in, and where that count is in #entries. */
-  #termMark = new Int32Array(1024);
-  #termEntry = new Int32Array(1024);
-  /** Per term and chunk field it occurs in: term id, chunk field mark, count. */
-  #entries = new Int32Array(3 * 4096);
-  #entryCount = 0;
+  readonly #counter = new ShardCounter();
   #paths!: Map<string, number>;
   #chunks!: number[];
   #fieldLength!: number[];
@@ -199,7 +164,7 @@ class Shard {
 
   /** Distinct raw tokens in the shard so far. */
   get tokens(): number {
-    return this.#tokens.size;
+    return this.#counter.tokens;
   }
 
   /** Adds a chunk of the file at `path`: its text is `text.slice(chunk.start, chunk.end)`. */
@@ -217,65 +182,14 @@ class Shard {
   }
 
   #addField(id: number, fieldId: number, text: string, from: number, to: number): void {
-    const mark = markOf(id, fieldId);
-    let distinct = 0;
-    forEachToken(
-      text,
-      (start, end, hash) => {
-        const token = this.#tokenId(text, start, end, hash);
-        if (this.#tokenMark[token] !== mark) {
-          this.#tokenMark[token] = mark;
-          distinct++;
-        }
-        const term = this.#termOfToken[token];
-        if (term < 0) return;
-        // two raw tokens can make one term ("Parse" and "parse"): their counts add up
-        if (this.#termMark[term] === mark) this.#entries[this.#termEntry[term]]++;
-        else this.#addEntry(term, mark);
-      },
-      from,
-      to,
-    );
+    const distinct = this.#counter.addField(markOf(id, fieldId), text, from, to);
     this.#fieldLength.push(distinct);
     this.#averageFieldLength[fieldId] = (this.#averageFieldLength[fieldId] * id + distinct) / (id + 1);
   }
 
-  #addEntry(term: number, mark: number): void {
-    const at = this.#entryCount++ * 3;
-    this.#entries = withRoom(this.#entries, at + 2);
-    this.#entries[at] = term;
-    this.#entries[at + 1] = mark;
-    this.#entries[at + 2] = 1;
-    this.#termMark[term] = mark;
-    this.#termEntry[term] = at + 2;
-  }
-
-  /** The id of the raw token `text[start, end)` in this shard; a new one is mapped to its term. */
-  #tokenId(text: string, start: number, end: number, hash: number): number {
-    const known = this.#tokens.size;
-    const token = this.#tokens.intern(text, start, end, hash);
-    if (token < known) return token;
-    this.#termOfToken = withRoom(this.#termOfToken, token);
-    this.#tokenMark = withRoom(this.#tokenMark, token);
-    const term = processTerm(text.slice(start, end));
-    if (term === null) {
-      this.#termOfToken[token] = -1;
-      return token;
-    }
-    let termId = this.#termIds.get(term);
-    if (termId === undefined) {
-      this.#termIds.set(term, termId = this.#terms.length);
-      this.#terms.push(term);
-      this.#termMark = withRoom(this.#termMark, termId);
-      this.#termEntry = withRoom(this.#termEntry, termId);
-    }
-    this.#termOfToken[token] = termId;
-    return token;
-  }
-
   /**
    * What the shard counted; then the shard is empty again, ready for the next one. The counts hold
-   * until the next `addFile`: their entries are the shard's own buffer, reused.
+   * until the next `addChunk`: their entries are the counter's own memory.
    */
   take(): ShardCounts {
     const counts: ShardCounts = {
@@ -283,20 +197,13 @@ class Shard {
       chunks: this.#chunks,
       fieldLength: this.#fieldLength,
       averageFieldLength: this.#averageFieldLength,
-      terms: this.#terms,
-      entries: this.#entries.subarray(0, this.#entryCount * 3),
+      ...this.#counter.take(),
     };
     this.#reset();
     return counts;
   }
 
   #reset(): void {
-    this.#tokens.clear();
-    this.#tokenMark.fill(0);
-    this.#termIds.clear();
-    this.#terms = [];
-    this.#termMark.fill(0);
-    this.#entryCount = 0;
     this.#paths = new Map();
     this.#chunks = [];
     this.#fieldLength = [];

@@ -12,7 +12,7 @@ import {
   IndexBuilder,
   searchRepo,
 } from "../../lib/retrieval.ts";
-import { spanHash } from "../../lib/span_table.ts";
+import { randomTexts, regexTokens } from "../tokenizer_reference.ts";
 
 const FILES: Record<string, string> = {
   "README.md": "# Demo\n\nParses repository addresses and renders HTML pages.\n",
@@ -150,19 +150,6 @@ const tokens = (text: string) => {
   return out;
 };
 
-/** The tokenizer as first written, with regular expressions: the reference for the scanner. */
-function regexTokens(text: string): string[] {
-  const out: string[] = [];
-  for (const word of text.split(/[^A-Za-z0-9_]+/)) {
-    if (!word) continue;
-    out.push(word);
-    if (!/_|.[A-Z]/.test(word)) continue;
-    const parts = word.split(/_|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])/);
-    if (parts.length > 1) out.push(...parts);
-  }
-  return out;
-}
-
 Deno.test("forEachToken finds words and the parts of identifiers, as the regex tokenizer did", () => {
   assert.deepEqual(tokens("parseGitHubUrl(x_1)"), [
     "parseGitHubUrl",
@@ -186,45 +173,9 @@ Deno.test("forEachToken finds words and the parts of identifiers, as the regex t
     "",
     "",
   ]);
-  let seed = 7;
-  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff) / 0x80000000;
-  const pieces = [
-    "a",
-    "z",
-    "Q",
-    "X",
-    "0",
-    "9",
-    "_",
-    "__",
-    " ",
-    "-",
-    ".",
-    "é",
-    "\n",
-    "Ab",
-    "HTML",
-    "aB",
-    "日",
-  ];
-  for (let i = 0; i < 30_000; i++) {
-    let text = "";
-    for (let n = 1 + Math.floor(random() * 10); n > 0; n--) {
-      text += pieces[Math.floor(random() * pieces.length)];
-    }
+  for (const text of randomTexts(30_000)) {
     assert.deepEqual(tokens(text), regexTokens(text), JSON.stringify(text));
   }
-});
-
-Deno.test("forEachToken hands each token its spanHash, as an integer of at most 30 bits (never boxed by V8)", () => {
-  const text = Object.values(FILES).join("\n") + " HTMLParser __init__ x_1 parseGitHubUrl 日本 é";
-  let visited = 0;
-  forEachToken(text, (start, end, hash) => {
-    visited++;
-    assert.equal(hash, spanHash(text, start, end), text.slice(start, end));
-    assert.ok(Number.isInteger(hash) && hash >= 0 && hash < 2 ** 30, `${text.slice(start, end)}: ${hash}`);
-  });
-  assert.ok(visited > 50);
 });
 
 /** What MiniSearch's own `add()` and serialisation make of the chunks of `files`. */
