@@ -67,7 +67,7 @@ export function cpuSecondsOf(pid: number | "self"): number {
  * the figures come from). Both keep an ingest's peak memory near its live data, at no measured
  * cost in speed or in fan-out lag (docs/PERFORMANCE.md).
  */
-export const APP_V8_FLAGS = "--heap-growing-percent=20,--max-semi-space-size=16";
+export const APP_V8_FLAGS = "--heap-growing-percent=20,--max-semi-space-size=8";
 
 /** Traffic control out of the way unless the caller sets its own limits (bench/ratelimit.ts does). */
 const TRAFFIC_OFF = {

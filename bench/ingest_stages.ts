@@ -11,7 +11,7 @@
  * ingest, and `tar -xzf` of the same archive with a quarter of its speed as a time budget: the
  * throughput target of issue 2 (`deno task bench ingest` measures it end to end, through HTTP).
  * Run it with the app's V8 flags to match the app:
- * `DENO_V8_FLAGS=--max-semi-space-size=16,--heap-growing-percent=20 deno task bench ingest_stages`.
+ * `DENO_V8_FLAGS=--max-semi-space-size=8,--heap-growing-percent=20 deno task bench ingest_stages`.
  */
 import { parseArgs } from "node:util";
 import { readArchive } from "../lib/archive.ts";
