@@ -3,9 +3,9 @@
  * to `end`), so a lookup makes no substring. Each distinct key gets the next id (0, 1, 2 …); callers
  * keep what they know of a key in arrays indexed by its id.
  *
- * It exists for ingest's two hot loops — the token counter and the retrieval index look up every
- * word of a repository — where a `Map` keyed by fresh substrings spent most of its time hashing
- * and allocating them (docs/PERFORMANCE.md).
+ * It exists for ingest's token counter, which looks up every word of a repository, where a `Map`
+ * keyed by fresh substrings spent most of its time hashing and allocating them (the retrieval
+ * index's words are interned in WebAssembly with the same hash: lib/wasm/shard_counter.ts).
  */
 /**
  * FNV-1a over UTF-16 code units, each step's high bits folded into its low ones:
@@ -19,8 +19,8 @@
  * collision in ~0.8 % of processes; with the fold, none of 2,000,000 random seeds did. Hashes are
  * never stored, so nothing depends on the seed beyond the process.
  */
-export const HASH_SEED = crypto.getRandomValues(new Int32Array(1))[0];
-export function hashStep(hash: number, code: number): number {
+const HASH_SEED = crypto.getRandomValues(new Int32Array(1))[0];
+function hashStep(hash: number, code: number): number {
   const h = Math.imul(hash ^ code, 0x01000193);
   return h ^ (h >>> 15);
 }
@@ -28,10 +28,9 @@ export function hashStep(hash: number, code: number): number {
 /**
  * The hash a span is known by: the low 30 bits of its running hash. V8 keeps integers of up to 31
  * bits unboxed; a full 32-bit hash passed to a function that is not inlined gets a heap number,
- * one allocation per word looked up (with retrieval.ts's part bounds, a third of all that a large
- * ingest allocated: docs/PERFORMANCE.md).
+ * one allocation per word looked up (docs/PERFORMANCE.md, ninth session).
  */
-export const finalHash = (hash: number): number => hash & 0x3fffffff;
+const finalHash = (hash: number): number => hash & 0x3fffffff;
 
 /**
  * A hash's home slot, before the table's mask: FNV-1a's low bits depend only on the low bits of
