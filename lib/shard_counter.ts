@@ -34,22 +34,21 @@ export interface ShardTermCounts {
   entries: Int32Array;
 }
 
-function instantiate(): Exports {
-  const instance = new WebAssembly.Instance(wasmModule, {
-    env: {
-      abort: () => {
-        throw new Error("shard_counter.wasm aborted");
-      },
-    },
-  });
-  const wasm = instance.exports as unknown as Exports;
-  // a random seed per instance, so no crafted file can make its words collide (lib/span_table.ts)
-  wasm.init(crypto.getRandomValues(new Uint32Array(1))[0]);
-  return wasm;
-}
-
 export class ShardCounter {
-  readonly #wasm = instantiate();
+  readonly #wasm: Exports;
+
+  constructor() {
+    const instance = new WebAssembly.Instance(wasmModule, {
+      env: {
+        abort: () => {
+          throw new Error("shard_counter.wasm aborted");
+        },
+      },
+    });
+    this.#wasm = instance.exports as unknown as Exports;
+    // a random seed per instance, so no crafted file can make its words collide (lib/span_table.ts)
+    this.#wasm.init(crypto.getRandomValues(new Uint32Array(1))[0]);
+  }
 
   /** Distinct raw tokens so far. */
   get tokens(): number {
@@ -61,7 +60,7 @@ export class ShardCounter {
    * distinct raw tokens (MiniSearch's field length).
    */
   addField(mark: number, text: string, from: number, to: number): number {
-    const span = from === 0 && to === text.length ? text : text.slice(from, to);
+    const span = text.slice(from, to);
     const at = this.#wasm.input(span.length * 3);
     const { written } = utf8.encodeInto(span, new Uint8Array(this.#wasm.memory.buffer, at, span.length * 3));
     return this.#wasm.addField(mark, written);
