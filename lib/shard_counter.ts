@@ -46,7 +46,7 @@ export class ShardCounter {
       },
     });
     this.#wasm = instance.exports as unknown as Exports;
-    // a random seed per instance, so no crafted file can make its words collide (lib/span_table.ts)
+    // a random seed per instance, so no crafted file can make its words collide (lib/wasm/spans.ts)
     this.#wasm.init(crypto.getRandomValues(new Uint32Array(1))[0]);
   }
 

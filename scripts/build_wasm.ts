@@ -1,23 +1,28 @@
 /**
- * Compiles lib/wasm/shard_counter.ts (AssemblyScript) to lib/wasm/shard_counter.wasm, the binary
- * lib/shard_counter.ts loads. The binary is committed, so the app, its tests and Deploy need no
- * compiler; tests/lib/shard_counter_test.ts checks it is what this build makes from the source.
+ * Compiles each AssemblyScript module in lib/wasm (shard_counter.ts, token_counter.ts) to the
+ * binary beside it, which lib/shard_counter.ts and lib/tokens.ts load. The binaries are committed,
+ * so the app, its tests and Deploy need no compiler; tests/lib/wasm_build_test.ts checks they are
+ * what this build makes from the sources.
  *
  *   deno task build:wasm
  */
 import asc from "assemblyscript/asc";
 
 const ROOT = new URL("../", import.meta.url);
-/** Relative to ROOT: the binary names no checkout's own path. */
-const SOURCE = "lib/wasm/shard_counter.ts";
-export const WASM = new URL("../lib/wasm/shard_counter.wasm", import.meta.url);
+export const MODULES = ["shard_counter", "token_counter"];
 
-/** The source compiled: optimised; the minimal runtime's allocator (the module makes no garbage-collected objects). */
-export async function compileShardCounter(): Promise<Uint8Array> {
+/** Where the binary of a module is. */
+export const wasmFile = (module: string) => new URL(`../lib/wasm/${module}.wasm`, import.meta.url);
+
+/**
+ * The module's source compiled: optimised; the minimal runtime's allocator (the modules make no
+ * garbage to collect). The source is named relative to ROOT, so the binary names no checkout's path.
+ */
+export async function compileWasm(module: string): Promise<Uint8Array> {
   let binary: Uint8Array | null = null;
   const { error, stderr } = await asc.main(
     [
-      SOURCE,
+      `lib/wasm/${module}.ts`,
       "--baseDir",
       ROOT.pathname,
       "--optimize",
@@ -40,7 +45,9 @@ export async function compileShardCounter(): Promise<Uint8Array> {
 }
 
 if (import.meta.main) {
-  const binary = await compileShardCounter();
-  await Deno.writeFile(WASM, binary);
-  console.error(`wrote ${WASM.pathname} (${binary.byteLength} bytes)`);
+  for (const module of MODULES) {
+    const binary = await compileWasm(module);
+    await Deno.writeFile(wasmFile(module), binary);
+    console.error(`wrote ${wasmFile(module).pathname} (${binary.byteLength} bytes)`);
+  }
 }

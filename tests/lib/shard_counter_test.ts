@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { ShardCounter, type ShardTermCounts } from "../../lib/shard_counter.ts";
-import { compileShardCounter, WASM } from "../../scripts/build_wasm.ts";
 import { randomTexts, regexTokens } from "../tokenizer_reference.ts";
 
 /** Per field, what the index keeps of it: distinct raw tokens, and each term's count. */
@@ -73,8 +72,4 @@ Deno.test("the counter grows its memory for a field of a megabyte of distinct wo
   assert.deepEqual([...entries.subarray(entries.length - 3)], [words.length - 1, 2, 1]);
   assert.equal(counter.addField(1, "parse url", 0, 9), 2);
   assert.deepEqual(counter.take().terms, ["parse", "url"]);
-});
-
-Deno.test("shard_counter.wasm is what `deno task build:wasm` makes of its source", async () => {
-  assert.deepEqual(await compileShardCounter(), await Deno.readFile(WASM));
 });
