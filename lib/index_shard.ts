@@ -5,7 +5,8 @@
  * header as JSON (paths, chunks, field lengths, average field lengths, and the terms, sorted),
  * then for each term and field the byte length of its postings, then the postings themselves: for
  * each chunk holding the term in that field, the chunk id's step from the previous one and the
- * term's count there. Lengths, steps and counts are unsigned LEB128 varints.
+ * term's count there. Lengths, steps and counts are unsigned LEB128 varints. The WebAssembly that
+ * counts a shard's words sorts its terms and writes the postings (lib/wasm/shard_counter.ts).
  *
  * A search does not turn a whole shard into a MiniSearch index: for a repository of 100 MB that
  * took 12–14 s and ~600 MB per question. It builds MiniSearch's serialised form (`toJSON()`,
@@ -31,13 +32,10 @@ export interface ShardCounts {
   /** Per chunk, per field: distinct raw tokens (MiniSearch's field length). */
   fieldLength: number[];
   averageFieldLength: number[];
-  /** By term id. */
+  /** Sorted (by UTF-16 code units). */
   terms: string[];
-  /**
-   * Per term and chunk field it occurs in, in chunk order, three numbers: term id, 1 + chunk id ×
-   * fields + field id, count.
-   */
-  entries: Int32Array;
+  /** Per term and field, the byte length of its postings; then the postings (see the layout above). */
+  postings: Uint8Array;
 }
 
 interface Header {
@@ -64,36 +62,8 @@ export interface SearchableShard {
   readonly cost: number;
 }
 
-const varintSize = (n: number) => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
-
-function writeVarint(out: Uint8Array, at: number, n: number): number {
-  while (n >= 0x80) {
-    out[at++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  out[at++] = n;
-  return at;
-}
-
 /** The shard's bytes as stored. */
 export function encodeShard(shard: ShardCounts): Uint8Array {
-  const { terms, entries } = shard;
-  const fields = shard.averageFieldLength.length;
-  const byTerm = (a: number, b: number) => (terms[a] < terms[b] ? -1 : terms[a] > terms[b] ? 1 : 0);
-  const order = terms.map((_, id) => id).sort(byTerm);
-  const rank = new Int32Array(terms.length);
-  order.forEach((id, r) => rank[id] = r);
-  const slots = terms.length * fields;
-  const lengths = new Int32Array(slots);
-  const last = new Int32Array(slots);
-  const slotOf = (at: number) => rank[entries[at]] * fields + (entries[at + 1] - 1) % fields;
-  const chunkOf = (at: number) => Math.floor((entries[at + 1] - 1) / fields);
-  for (let at = 0; at < entries.length; at += 3) {
-    const slot = slotOf(at);
-    const chunk = chunkOf(at);
-    lengths[slot] += varintSize(chunk - last[slot]) + varintSize(entries[at + 2]);
-    last[slot] = chunk;
-  }
   const header = new TextEncoder().encode(JSON.stringify(
     {
       format: FORMAT,
@@ -101,33 +71,14 @@ export function encodeShard(shard: ShardCounts): Uint8Array {
       chunks: shard.chunks,
       fieldLength: shard.fieldLength,
       averageFieldLength: shard.averageFieldLength,
-      terms: order.map((id) => terms[id]),
+      terms: shard.terms,
     } satisfies Header,
   ));
-  let lengthBytes = 0;
-  let bodyBytes = 0;
-  for (const n of lengths) {
-    lengthBytes += varintSize(n);
-    bodyBytes += n;
-  }
-  const bodyAt = 8 + header.byteLength + lengthBytes;
-  const out = new Uint8Array(bodyAt + bodyBytes);
+  const out = new Uint8Array(8 + header.byteLength + shard.postings.byteLength);
   out.set(MAGIC);
   new DataView(out.buffer).setUint32(4, header.byteLength, true);
   out.set(header, 8);
-  const next = new Int32Array(slots); // where each slot's next posting goes
-  for (let slot = 0, at = 8 + header.byteLength, body = bodyAt; slot < slots; slot++) {
-    at = writeVarint(out, at, lengths[slot]);
-    next[slot] = body;
-    body += lengths[slot];
-  }
-  last.fill(0);
-  for (let at = 0; at < entries.length; at += 3) {
-    const slot = slotOf(at);
-    const chunk = chunkOf(at);
-    next[slot] = writeVarint(out, writeVarint(out, next[slot], chunk - last[slot]), entries[at + 2]);
-    last[slot] = chunk;
-  }
+  out.set(shard.postings, 8 + header.byteLength);
   return out;
 }
 

@@ -189,7 +189,7 @@ class Shard {
 
   /**
    * What the shard counted; then the shard is empty again, ready for the next one. The counts hold
-   * until the next `addChunk`: their entries are the counter's own memory.
+   * until the next `addChunk`: their postings are the counter's own memory.
    */
   take(): ShardCounts {
     const counts: ShardCounts = {
@@ -197,7 +197,7 @@ class Shard {
       chunks: this.#chunks,
       fieldLength: this.#fieldLength,
       averageFieldLength: this.#averageFieldLength,
-      ...this.#counter.take(),
+      ...this.#counter.take(FIELDS.length),
     };
     this.#reset();
     return counts;

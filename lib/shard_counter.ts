@@ -1,58 +1,52 @@
 /**
- * The counting half of a retrieval index shard, done by WebAssembly (lib/wasm/shard_counter.ts,
- * compiled to shard_counter.wasm by `deno task build:wasm`): per chunk field, its distinct raw
- * tokens; per term and chunk field it occurs in, its count. One instance per index being built:
+ * A retrieval index shard's words counted and its postings written, by WebAssembly
+ * (lib/wasm/shard_counter.ts, compiled to shard_counter.wasm by `deno task build:wasm`): per chunk
+ * field, its distinct raw tokens; per term and field, the chunks it occurs in and its count in
+ * each. One instance per index being built:
  * a WebAssembly memory never shrinks, so it holds its largest shard's tables until the index is
  * done.
  */
-const wasmModule = await WebAssembly.compile(
-  await Deno.readFile(new URL("./wasm/shard_counter.wasm", import.meta.url)),
-);
+import { loadWasm, randomSeed } from "./wasm.ts";
+
+const instantiate = await loadWasm<Exports>("shard_counter");
 
 interface Exports {
   memory: WebAssembly.Memory;
-  init(seed: number): void;
+  init(seedHigh: number, seedLow: number): void;
   input(bytes: number): number;
   addField(mark: number, length: number): number;
-  tokens(): number;
-  terms(): number;
+  tokenCount(): number;
+  termCount(): number;
   termBytes(): number;
   termEnds(): number;
-  entriesAt(): number;
-  entriesLength(): number;
+  encode(fields: number): number;
+  sortedTerms(): number;
+  postingsAt(): number;
   clear(): void;
 }
 
 const utf8 = new TextEncoder();
 const ascii = new TextDecoder("latin1");
 
-/** What a shard counted; valid until the counter's next call. */
-export interface ShardTermCounts {
-  /** By term id, in the order first seen. */
+/** What a shard counted, encoded; valid until the counter's next call. */
+export interface ShardPostings {
+  /** Sorted (by UTF-16 code units, which for these ASCII terms is by bytes). */
   terms: string[];
-  /** Per term and chunk field it occurs in, in the order met: term id, mark, count. */
-  entries: Int32Array;
+  /** Per term and field, its postings, laid out as lib/index_shard.ts says. */
+  postings: Uint8Array;
 }
 
 export class ShardCounter {
   readonly #wasm: Exports;
 
   constructor() {
-    const instance = new WebAssembly.Instance(wasmModule, {
-      env: {
-        abort: () => {
-          throw new Error("shard_counter.wasm aborted");
-        },
-      },
-    });
-    this.#wasm = instance.exports as unknown as Exports;
-    // a random seed per instance, so no crafted file can make its words collide (lib/wasm/spans.ts)
-    this.#wasm.init(crypto.getRandomValues(new Uint32Array(1))[0]);
+    this.#wasm = instantiate();
+    this.#wasm.init(...randomSeed());
   }
 
   /** Distinct raw tokens so far. */
   get tokens(): number {
-    return this.#wasm.tokens();
+    return this.#wasm.tokenCount();
   }
 
   /**
@@ -66,17 +60,25 @@ export class ShardCounter {
     return this.#wasm.addField(mark, written);
   }
 
-  /** The counts so far; then the counter starts again at term and token id 0. */
-  take(): ShardTermCounts {
+  /**
+   * The counts so far, their terms sorted and their postings encoded for a shard of `fields`
+   * fields; then the counter starts again at term and token id 0.
+   */
+  take(fields: number): ShardPostings {
     const wasm = this.#wasm;
-    const count = wasm.terms();
+    const length = wasm.encode(fields);
+    const count = wasm.termCount();
     const ends = new Int32Array(wasm.memory.buffer, wasm.termEnds(), count);
+    const order = new Int32Array(wasm.memory.buffer, wasm.sortedTerms(), count);
     // terms are lower-cased ASCII words: one string of them all, sliced
     const all = ascii.decode(new Uint8Array(wasm.memory.buffer, wasm.termBytes(), ends[count - 1] ?? 0));
     const terms = new Array<string>(count);
-    for (let id = 0, start = 0; id < count; start = ends[id++]) terms[id] = all.slice(start, ends[id]);
-    const entries = new Int32Array(wasm.memory.buffer, wasm.entriesAt(), wasm.entriesLength());
+    for (let r = 0; r < count; r++) {
+      const id = order[r];
+      terms[r] = all.slice(id === 0 ? 0 : ends[id - 1], ends[id]);
+    }
+    const postings = new Uint8Array(wasm.memory.buffer, wasm.postingsAt(), length);
     wasm.clear();
-    return { terms, entries };
+    return { terms, postings };
   }
 }

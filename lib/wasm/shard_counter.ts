@@ -1,47 +1,33 @@
 /**
  * AssemblyScript, compiled to `shard_counter.wasm` by `deno task build:wasm` (scripts/build_wasm.ts);
- * not imported by Deno. The counting half of a retrieval index shard (lib/retrieval.ts), over UTF-8
- * bytes: what the index's JavaScript did per word, in about half the time (docs/PERFORMANCE.md).
+ * not imported by Deno. A retrieval index shard's words counted and its postings written
+ * (lib/retrieval.ts, lib/index_shard.ts), over UTF-8 bytes: what the index's JavaScript did per
+ * word and per posting, in about half the time (docs/PERFORMANCE.md).
  *
  * Words and their parts are found as lib/retrieval.ts's `forEachToken` finds them (word characters
  * are ASCII, so a UTF-8 byte is one exactly when a UTF-16 code unit is); a raw token's term is it
  * lower-cased, and none when it is shorter than 2 or longer than 40. Per raw token and per term it
  * keeps the chunk field it was last seen in, so a field's distinct raw tokens (MiniSearch's field
  * length) and each term's count per field come out of one pass, as entries: term id, chunk field
- * mark, count. Ids are given in the order first seen, as the JavaScript gave them.
+ * mark, count. `encode()` then sorts the terms and writes the postings from the entries.
  *
  * Memory: arrays that grow by doubling as tokens, terms and entries arrive (`heap.realloc`, the
  * runtime's TLSF allocator); `clear()` keeps them for the next shard. JavaScript writes a field's
  * bytes at `input(n)` and then calls `addField`.
  */
+import { grown, i32At, setI32, SpanTable } from "./spans";
 
-/** Per raw token id: hash, start in the token pool, length, term id (-1: none), last mark. */
-let tokenHash: usize = 0;
-let tokenStart: usize = 0;
-let tokenLength: usize = 0;
+/** The raw tokens; per raw token id, its term id (-1: none) and the last mark it was seen in. */
+const tokens = new SpanTable(1024);
 let tokenTerm: usize = 0;
 let tokenMark: usize = 0;
 let tokenRoom: i32 = 0;
-/** Open addressing, linear probing, at most half full: token id + 1; 0 is empty. */
-let tokenSlots: usize = 0;
-let tokenSlotCount: i32 = 0;
-let tokenPool: usize = 0;
-let tokenPoolRoom: i32 = 0;
-let tokenCount: i32 = 0;
-let tokenPoolUsed: i32 = 0;
 
-/** Per term id: hash, end in the term pool (terms lie one after another), last mark, its count's entry. */
-let termHash: usize = 0;
-let termEnd: usize = 0;
+/** The terms; per term id, the last mark it was seen in and its count's entry there. */
+const terms = new SpanTable(1024);
 let termMark: usize = 0;
 let termEntry: usize = 0;
 let termRoom: i32 = 0;
-let termSlots: usize = 0;
-let termSlotCount: i32 = 0;
-let termPool: usize = 0;
-let termPoolRoom: i32 = 0;
-let termCount: i32 = 0;
-let termPoolUsed: i32 = 0;
 
 /** Per term and chunk field it occurs in: term id, mark, count. */
 let entries: usize = 0;
@@ -52,7 +38,8 @@ let inputBytes: usize = 0;
 let inputRoom: i32 = 0;
 let partBounds: usize = 0;
 let partRoom: i32 = 0;
-let seed: u32 = 0;
+/** A term being looked up: a raw token lower-cased. */
+const lowered = heap.alloc(40);
 let distinct: i32 = 0;
 
 /** Character classes of [A-Za-z0-9_], as bits; 0 for every other byte. */
@@ -62,14 +49,14 @@ const LOWER: u32 = 4;
 const DIGIT: u32 = 8;
 const classes = new StaticArray<u8>(256);
 
-export function init(hashSeed: u32): void {
-  seed = hashSeed;
+export function init(seedHigh: u32, seedLow: u32): void {
+  const seed = (<u64> seedHigh << 32) | <u64> seedLow;
+  tokens.seed = seed;
+  terms.seed = seed;
   for (let c: u32 = 0; c < 256; c++) {
     const kind = c - 97 < 26 ? LOWER : c - 65 < 26 ? UPPER : c - 48 < 10 ? DIGIT : c == 95 ? UNDERSCORE : 0;
     unchecked(classes[c] = <u8> kind);
   }
-  tokenSlots = zeroed(tokenSlotCount = 1024);
-  termSlots = zeroed(termSlotCount = 1024);
 }
 
 /** Where to write `bytes` bytes of input; valid until the next call. */
@@ -81,21 +68,21 @@ export function input(bytes: i32): usize {
   return inputBytes;
 }
 
-export function tokens(): i32 {
-  return tokenCount;
+export function tokenCount(): i32 {
+  return tokens.size;
 }
 
-export function terms(): i32 {
-  return termCount;
+export function termCount(): i32 {
+  return terms.size;
 }
 
 /** Each term's bytes, one after another: term `i` ends at `termEnds()[i]`. */
 export function termBytes(): usize {
-  return termPool;
+  return terms.pool;
 }
 
 export function termEnds(): usize {
-  return termEnd;
+  return terms.ends;
 }
 
 export function entriesAt(): usize {
@@ -108,14 +95,10 @@ export function entriesLength(): i32 {
 
 /** Forgets every token and term (ids start again at 0); keeps the memory. */
 export function clear(): void {
-  memory.fill(tokenSlots, 0, <usize> tokenSlotCount << 2);
-  memory.fill(termSlots, 0, <usize> termSlotCount << 2);
-  memory.fill(tokenMark, 0, <usize> tokenCount << 2);
-  memory.fill(termMark, 0, <usize> termCount << 2);
-  tokenCount = 0;
-  tokenPoolUsed = 0;
-  termCount = 0;
-  termPoolUsed = 0;
+  memory.fill(tokenMark, 0, <usize> tokens.size << 2);
+  memory.fill(termMark, 0, <usize> terms.size << 2);
+  tokens.clear();
+  terms.clear();
   entryCount = 0;
 }
 
@@ -131,15 +114,12 @@ export function addField(mark: i32, length: i32): i32 {
     if (i == end) break;
     let j = i;
     let splits = false;
-    let hash = seed;
     for (; j < end; j++) {
-      const c = <u32> load<u8>(j);
-      const k = <u32> unchecked(classes[c]);
+      const k = classOf(j);
       if (k == 0) break;
       if (k == UNDERSCORE || (k == UPPER && j > i)) splits = true;
-      hash = hashStep(hash, c);
     }
-    visit(i, j, hash, mark);
+    visit(i, j, mark);
     if (splits) visitParts(i, j, mark);
     i = j;
   }
@@ -148,38 +128,6 @@ export function addField(mark: i32, length: i32): i32 {
 
 function classOf(at: usize): u32 {
   return <u32> unchecked(classes[load<u8>(at)]);
-}
-
-function i32At(array: usize, index: i32): i32 {
-  return load<i32>(array + (<usize> index << 2));
-}
-
-function setI32(array: usize, index: i32, value: i32): void {
-  store<i32>(array + (<usize> index << 2), value);
-}
-
-/** FNV-1a, each step's high bits folded into its low ones (as lib/span_table.ts). */
-function hashStep(hash: u32, code: u32): u32 {
-  const h = (hash ^ code) * 0x01000193;
-  return h ^ (h >> 15);
-}
-
-function spanHash(from: usize, to: usize): u32 {
-  let hash = seed;
-  for (let at = from; at < to; at++) hash = hashStep(hash, load<u8>(at));
-  return hash;
-}
-
-function slotOf(hash: u32, mask: i32): i32 {
-  const h = (hash ^ (hash >> 16)) * 0x45d9f3b;
-  return <i32> (h ^ (h >> 16)) & mask;
-}
-
-function sameBytes(a: usize, b: usize, n: i32): bool {
-  let i = 0;
-  for (; i + 8 <= n; i += 8) if (load<u64>(a + i) != load<u64>(b + i)) return false;
-  for (; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return false;
-  return true;
 }
 
 /** The parts of the word `[start, end)`, when it splits into more than one (see forEachToken). */
@@ -202,9 +150,7 @@ function visitParts(start: usize, end: usize, mark: i32): void {
   if (bounds == 0) return;
   bounds = addPart(bounds, partStart, end);
   for (let p = 0; p < bounds; p += 2) {
-    const from = <usize> i32At(partBounds, p);
-    const to = <usize> i32At(partBounds, p + 1);
-    visit(from, to, spanHash(from, to), mark);
+    visit(<usize> i32At(partBounds, p), <usize> i32At(partBounds, p + 1), mark);
   }
 }
 
@@ -215,8 +161,8 @@ function addPart(at: i32, from: usize, to: usize): i32 {
   return at + 2;
 }
 
-function visit(from: usize, to: usize, hash: u32, mark: i32): void {
-  const token = tokenId(from, <i32> (to - from), hash);
+function visit(from: usize, to: usize, mark: i32): void {
+  const token = tokenId(from, to);
   if (i32At(tokenMark, token) != mark) {
     setI32(tokenMark, token, mark);
     distinct++;
@@ -239,124 +185,224 @@ function visit(from: usize, to: usize, hash: u32, mark: i32): void {
   setI32(termEntry, term, at + 2);
 }
 
-function tokenId(from: usize, length: i32, hash: u32): i32 {
-  const mask = tokenSlotCount - 1;
-  let slot = slotOf(hash, mask);
-  for (;; slot = (slot + 1) & mask) {
-    const entry = i32At(tokenSlots, slot);
-    if (entry == 0) break;
-    const id = entry - 1;
-    if (
-      load<u32>(tokenHash + (<usize> id << 2)) == hash && i32At(tokenLength, id) == length &&
-      sameBytes(tokenPool + <usize> i32At(tokenStart, id), from, length)
-    ) return id;
+function tokenId(from: usize, to: usize): i32 {
+  const length = <i32> (to - from);
+  const hash = tokens.hash(from, to);
+  const known = tokens.find(from, length, hash);
+  if (known >= 0) return known;
+  const id = tokens.add(from, length, hash);
+  if (id == tokenRoom) {
+    const room = max(1024, tokenRoom * 2);
+    tokenTerm = grown(tokenTerm, <usize> room << 2);
+    tokenMark = zeroedGrown(tokenMark, tokenRoom, room);
+    tokenRoom = room;
   }
-  if (tokenCount == tokenRoom) growTokens();
-  if (tokenPoolRoom < tokenPoolUsed + length) {
-    tokenPool = grown(
-      tokenPool,
-      <usize> (tokenPoolRoom = max(tokenPoolUsed + length, max(64 * 1024, tokenPoolRoom * 2))),
-    );
-  }
-  const id = tokenCount++;
-  setI32(tokenSlots, slot, id + 1);
-  store<u32>(tokenHash + (<usize> id << 2), hash);
-  setI32(tokenStart, id, tokenPoolUsed);
-  setI32(tokenLength, id, length);
-  memory.copy(tokenPool + <usize> tokenPoolUsed, from, length);
-  tokenPoolUsed += length;
   setI32(tokenTerm, id, length < 2 || length > 40 ? -1 : termId(from, length));
-  if (tokenCount * 2 > tokenSlotCount) {
-    tokenSlots = rehashed(tokenSlots, tokenSlotCount, tokenHash, tokenCount);
-    tokenSlotCount *= 2;
-  }
   return id;
 }
 
 /** The id of the raw token's term (it lower-cased), added when new. */
 function termId(from: usize, length: i32): i32 {
-  if (termPoolRoom < termPoolUsed + length) {
-    termPool = grown(
-      termPool,
-      <usize> (termPoolRoom = max(termPoolUsed + length, max(64 * 1024, termPoolRoom * 2))),
-    );
-  }
-  const at = termPool + <usize> termPoolUsed;
-  let hash = seed;
   for (let i = 0; i < length; i++) {
-    let c = <u32> load<u8>(from + i);
-    if (c - 65 < 26) c += 32;
-    store<u8>(at + i, c);
-    hash = hashStep(hash, c);
+    const c = <u32> load<u8>(from + i);
+    store<u8>(lowered + i, c - 65 < 26 ? c + 32 : c);
   }
-  const mask = termSlotCount - 1;
-  let slot = slotOf(hash, mask);
-  for (;; slot = (slot + 1) & mask) {
-    const entry = i32At(termSlots, slot);
-    if (entry == 0) break;
-    const id = entry - 1;
-    const start = id == 0 ? 0 : i32At(termEnd, id - 1);
-    if (
-      load<u32>(termHash + (<usize> id << 2)) == hash && i32At(termEnd, id) - start == length &&
-      sameBytes(termPool + <usize> start, at, length)
-    ) return id;
-  }
-  if (termCount == termRoom) growTerms();
-  const id = termCount++;
-  setI32(termSlots, slot, id + 1);
-  store<u32>(termHash + (<usize> id << 2), hash);
-  termPoolUsed += length;
-  setI32(termEnd, id, termPoolUsed);
-  if (termCount * 2 > termSlotCount) {
-    termSlots = rehashed(termSlots, termSlotCount, termHash, termCount);
-    termSlotCount *= 2;
+  const to = lowered + <usize> length;
+  const hash = terms.hash(lowered, to);
+  const known = terms.find(lowered, length, hash);
+  if (known >= 0) return known;
+  const id = terms.add(lowered, length, hash);
+  if (id == termRoom) {
+    const room = max(1024, termRoom * 2);
+    termEntry = grown(termEntry, <usize> room << 2);
+    termMark = zeroedGrown(termMark, termRoom, room);
+    termRoom = room;
   }
   return id;
 }
 
-function growTokens(): void {
-  const room = max(1024, tokenRoom * 2);
-  const bytes = <usize> room << 2;
-  tokenHash = grown(tokenHash, bytes);
-  tokenStart = grown(tokenStart, bytes);
-  tokenLength = grown(tokenLength, bytes);
-  tokenTerm = grown(tokenTerm, bytes);
-  tokenMark = grown(tokenMark, bytes);
-  memory.fill(tokenMark + (<usize> tokenRoom << 2), 0, <usize> (room - tokenRoom) << 2);
-  tokenRoom = room;
+/** A block of `from` 32-bit numbers grown to `to`, the new ones zeros. */
+function zeroedGrown(block: usize, from: i32, to: i32): usize {
+  const bigger = grown(block, <usize> to << 2);
+  memory.fill(bigger + (<usize> from << 2), 0, <usize> (to - from) << 2);
+  return bigger;
 }
 
-function growTerms(): void {
-  const room = max(1024, termRoom * 2);
-  const bytes = <usize> room << 2;
-  termHash = grown(termHash, bytes);
-  termEnd = grown(termEnd, bytes);
-  termEntry = grown(termEntry, bytes);
-  termMark = grown(termMark, bytes);
-  memory.fill(termMark + (<usize> termRoom << 2), 0, <usize> (room - termRoom) << 2);
-  termRoom = room;
+/**
+ * {@link encode}'s work, kept for the next shard: the term ids in sorted order, each one's rank,
+ * sort keys and scratch; per term and field (a slot) the byte length of its postings, its last
+ * chunk, and where its next posting goes; and the postings written.
+ */
+let termOrder: usize = 0;
+let termRank: usize = 0;
+let termKeys: usize = 0;
+let sortScratch: usize = 0;
+let sortRoom: i32 = 0;
+let slotLengths: usize = 0;
+let slotLast: usize = 0;
+let slotNext: usize = 0;
+let slotRoom: i32 = 0;
+let postings: usize = 0;
+let postingsRoom: i32 = 0;
+let postingsLength: i32 = 0;
+
+/** The term ids in the order of their bytes (ASCII: the order of JavaScript's `<` on the terms). */
+export function sortedTerms(): usize {
+  return termOrder;
 }
 
-/** `block` moved to one of `bytes` bytes, its contents kept (a null block: a new one). */
-function grown(block: usize, bytes: usize): usize {
-  return block == 0 ? heap.alloc(bytes) : heap.realloc(block, bytes);
+export function postingsAt(): usize {
+  return postings;
 }
 
-function zeroed(count: i32): usize {
-  const block = heap.alloc(<usize> count << 2);
-  memory.fill(block, 0, <usize> count << 2);
-  return block;
+export function postingsBytes(): i32 {
+  return postingsLength;
 }
 
-/** A table of twice as many slots holding ids `0 … count - 1`, placed by their hashes; frees the old one. */
-function rehashed(slots: usize, slotCount: i32, hashes: usize, count: i32): usize {
-  heap.free(slots);
-  const table = zeroed(slotCount * 2);
-  const mask = slotCount * 2 - 1;
-  for (let id = 0; id < count; id++) {
-    let slot = slotOf(load<u32>(hashes + (<usize> id << 2)), mask);
-    while (i32At(table, slot) != 0) slot = (slot + 1) & mask;
-    setI32(table, slot, id + 1);
+/**
+ * Sorts the terms and writes the shard's postings as lib/index_shard.ts lays them out: for each
+ * term (sorted) and field, the byte length of its postings; then the postings themselves, for
+ * each chunk holding the term in that field the chunk id's step from the previous one and the
+ * term's count there; all unsigned LEB128 varints. Returns their length (at {@link postingsAt}).
+ */
+export function encode(fields: i32): i32 {
+  const count = terms.size;
+  sortTerms(count);
+  for (let r = 0; r < count; r++) setI32(termRank, i32At(termOrder, r), r);
+  const slots = count * fields;
+  if (slotRoom < slots) {
+    slotRoom = max(slots, slotRoom * 2);
+    slotLengths = grown(slotLengths, <usize> slotRoom << 2);
+    slotLast = grown(slotLast, <usize> slotRoom << 2);
+    slotNext = grown(slotNext, <usize> slotRoom << 2);
   }
-  return table;
+  memory.fill(slotLengths, 0, <usize> slots << 2);
+  memory.fill(slotLast, 0, <usize> slots << 2);
+  const ends = entryCount * 3;
+  for (let at = 0; at < ends; at += 3) {
+    const slot = slotOfEntry(at, fields);
+    const chunk = (i32At(entries, at + 1) - 1) / fields;
+    setI32(
+      slotLengths,
+      slot,
+      i32At(slotLengths, slot) + varintSize(chunk - i32At(slotLast, slot)) +
+        varintSize(i32At(entries, at + 2)),
+    );
+    setI32(slotLast, slot, chunk);
+  }
+  let lengthBytes = 0;
+  let bodyBytes = 0;
+  for (let slot = 0; slot < slots; slot++) {
+    const length = i32At(slotLengths, slot);
+    lengthBytes += varintSize(length);
+    bodyBytes += length;
+  }
+  postingsLength = lengthBytes + bodyBytes;
+  if (postingsRoom < postingsLength) {
+    postings = grown(postings, <usize> (postingsRoom = max(postingsLength, postingsRoom * 2)));
+  }
+  let at = postings;
+  let body = postings + <usize> lengthBytes;
+  for (let slot = 0; slot < slots; slot++) {
+    const length = i32At(slotLengths, slot);
+    at = writeVarint(at, length);
+    setI32(slotNext, slot, <i32> body);
+    body += <usize> length;
+  }
+  memory.fill(slotLast, 0, <usize> slots << 2);
+  for (let e = 0; e < ends; e += 3) {
+    const slot = slotOfEntry(e, fields);
+    const chunk = (i32At(entries, e + 1) - 1) / fields;
+    const next = writeVarint(
+      writeVarint(<usize> i32At(slotNext, slot), chunk - i32At(slotLast, slot)),
+      i32At(entries, e + 2),
+    );
+    setI32(slotNext, slot, <i32> next);
+    setI32(slotLast, slot, chunk);
+  }
+  return postingsLength;
+}
+
+/** The posting slot of the entry at `at`: its term's rank × fields + its field. */
+function slotOfEntry(at: i32, fields: i32): i32 {
+  return i32At(termRank, i32At(entries, at)) * fields + (i32At(entries, at + 1) - 1) % fields;
+}
+
+function varintSize(n: i32): i32 {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
+
+function writeVarint(at: usize, n: i32): usize {
+  let rest = <u32> n;
+  while (rest >= 0x80) {
+    store<u8>(at++, (rest & 0x7f) | 0x80);
+    rest >>= 7;
+  }
+  store<u8>(at++, rest);
+  return at;
+}
+
+/**
+ * Fills {@link termOrder} with the term ids sorted by their bytes: a bottom-up merge sort that
+ * compares the terms' first eight bytes as one number (big-endian, so in byte order), and the
+ * rest only between terms that share them.
+ */
+function sortTerms(count: i32): void {
+  if (sortRoom < count) {
+    sortRoom = max(count, sortRoom * 2);
+    termOrder = grown(termOrder, <usize> sortRoom << 2);
+    termRank = grown(termRank, <usize> sortRoom << 2);
+    sortScratch = grown(sortScratch, <usize> sortRoom << 2);
+    termKeys = grown(termKeys, <usize> sortRoom << 3);
+  }
+  for (let id = 0; id < count; id++) {
+    setI32(termOrder, id, id);
+    store<u64>(termKeys + (<usize> id << 3), leadingBytes(id));
+  }
+  let from = termOrder;
+  let to = sortScratch;
+  for (let width = 1; width < count; width <<= 1) {
+    for (let lo = 0; lo < count; lo += 2 * width) {
+      merge(from, to, lo, min(lo + width, count), min(lo + 2 * width, count));
+    }
+    const swap = from;
+    from = to;
+    to = swap;
+  }
+  if (from != termOrder) memory.copy(termOrder, from, <usize> count << 2);
+}
+
+function merge(from: usize, to: usize, lo: i32, mid: i32, hi: i32): void {
+  let a = lo;
+  let b = mid;
+  for (let out = lo; out < hi; out++) {
+    if (b >= hi || (a < mid && !termBefore(i32At(from, b), i32At(from, a)))) {
+      setI32(to, out, i32At(from, a++));
+    } else setI32(to, out, i32At(from, b++));
+  }
+}
+
+/** A term's first eight bytes as a big-endian number (zeros past its end: no term holds a zero byte). */
+function leadingBytes(id: i32): u64 {
+  const start = terms.pool + <usize> terms.start(id);
+  const length = min(terms.length(id), 8);
+  let key: u64 = 0;
+  for (let i = 0; i < 8; i++) key = (key << 8) | (i < length ? <u64> load<u8>(start + i) : 0);
+  return key;
+}
+
+function termBefore(x: i32, y: i32): bool {
+  const kx = load<u64>(termKeys + (<usize> x << 3));
+  const ky = load<u64>(termKeys + (<usize> y << 3));
+  if (kx != ky) return kx < ky;
+  const lx = terms.length(x);
+  const ly = terms.length(y);
+  const px = terms.pool + <usize> terms.start(x);
+  const py = terms.pool + <usize> terms.start(y);
+  for (let i = 8; i < min(lx, ly); i++) {
+    const cx = load<u8>(px + i);
+    const cy = load<u8>(py + i);
+    if (cx != cy) return cx < cy;
+  }
+  return lx < ly;
 }
