@@ -33,45 +33,100 @@ function classify(codePoint: number): number {
   return /\s/u.test(char) ? WHITESPACE : OTHER;
 }
 
-const wasm = (await loadWasm<Exports>("token_counter", { token_counter: { classify } }))();
-wasm.init(...randomSeed());
-addVocabulary();
+const instantiate = await loadWasm<Exports>("token_counter", { token_counter: { classify } });
+/**
+ * Made at the first count (~40 ms): its tables take ~8 MB, which a process that never counts (an
+ * ingest's thread when its Worker counts) does not spend.
+ */
+let counter: Exports | null = null;
+
+function tokenCounter(): Exports {
+  if (counter) return counter;
+  const wasm = instantiate();
+  wasm.init(...randomSeed());
+  addVocabulary(wasm);
+  return counter = wasm;
+}
 
 /**
  * cl100k's mergeable tokens and their ranks (each one's token id, which is also its merge priority),
  * from js-tiktoken's lines of "label firstRank base64 base64 …", the ranks counting up along a line.
  * Special tokens (`<|endoftext|>` …) are not among them: a text that holds one is counted as plain
- * text.
+ * text. The base64 is decoded straight into the counter's memory: split into strings, the ~100,000
+ * tokens took ~20 MB more memory while it loaded.
  */
-function addVocabulary(): void {
-  const lines = cl100k.bpe_ranks.split("\n").map((line) => line.split(" "));
+function addVocabulary(wasm: Exports): void {
+  const text = cl100k.bpe_ranks;
   let count = 0;
   let most = 0;
-  for (const fields of lines) {
-    count += fields.length - 2;
-    for (let i = 2; i < fields.length; i++) most += Math.ceil(fields[i].length / 4) * 3;
-  }
+  forEachToken(text, (_rank, start, end) => {
+    count++;
+    most += ((end - start) >> 2) * 3;
+  });
   const at = wasm.vocabularyAt(count, most);
   const ranks = new Int32Array(wasm.memory.buffer, at, count);
   const lengths = new Int32Array(wasm.memory.buffer, at + 4 * count, count);
   const bytes = new Uint8Array(wasm.memory.buffer, at + 8 * count, most);
   let token = 0;
   let written = 0;
-  for (const fields of lines) {
-    for (let i = 2, rank = Number(fields[1]); i < fields.length; i++, rank++, token++) {
-      const decoded = atob(fields[i]); // a string of char codes 0–255
-      for (let k = 0; k < decoded.length; k++) bytes[written++] = decoded.charCodeAt(k);
-      ranks[token] = rank;
-      lengths[token] = decoded.length;
+  forEachToken(text, (rank, start, end) => {
+    const length = decodeBase64(text, start, end, bytes, written);
+    ranks[token] = rank;
+    lengths[token++] = length;
+    written += length;
+  });
+  wasm.addVocabulary(count);
+}
+
+/** Calls `visit` with each token's rank and the span of its base64 in js-tiktoken's `text`. */
+function forEachToken(text: string, visit: (rank: number, start: number, end: number) => void): void {
+  const fieldEnd = (from: number, lineEnd: number) => {
+    const space = text.indexOf(" ", from);
+    return space < 0 || space > lineEnd ? lineEnd : space;
+  };
+  for (let line = 0; line < text.length;) {
+    const newline = text.indexOf("\n", line);
+    const lineEnd = newline < 0 ? text.length : newline;
+    const labelEnd = fieldEnd(line, lineEnd);
+    const rankEnd = fieldEnd(labelEnd + 1, lineEnd);
+    let rank = Number(text.slice(labelEnd + 1, rankEnd));
+    for (let start = rankEnd + 1; start < lineEnd; rank++) {
+      const end = fieldEnd(start, lineEnd);
+      visit(rank, start, end);
+      start = end + 1;
+    }
+    line = lineEnd + 1;
+  }
+}
+
+const BASE64 = new Int8Array(128).fill(-1);
+for (const [i, c] of [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"].entries()) {
+  BASE64[c.charCodeAt(0)] = i;
+}
+
+/** Decodes the base64 `text[start, end)` (padded) into `out` from `at`; returns how many bytes. */
+function decodeBase64(text: string, start: number, end: number, out: Uint8Array, at: number): number {
+  let bits = 0;
+  let held = 0;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const value = BASE64[text.charCodeAt(i)];
+    if (value < 0) break; // "=": the padding
+    bits = (bits << 6) | value;
+    held += 6;
+    if (held >= 8) {
+      held -= 8;
+      out[at + n++] = (bits >> held) & 0xff;
     }
   }
-  wasm.addVocabulary(count);
+  return n;
 }
 
 const utf8 = new TextEncoder();
 
 /** Tokens in `text` with the cl100k_base BPE, exactly as gpt-tokenizer counts them. */
 export function countTokens(text: string): number {
+  const wasm = tokenCounter();
   const room = text.length * 3;
   const at = wasm.input(room);
   const { written } = utf8.encodeInto(text, new Uint8Array(wasm.memory.buffer, at, room));
@@ -80,5 +135,6 @@ export function countTokens(text: string): number {
 
 /** What the table of pieces counted holds now (for tests and diagnostics). */
 export function pieceCacheSize(): { pieces: number; bytes: number } {
+  const wasm = tokenCounter();
   return { pieces: wasm.piecesHeld(), bytes: wasm.pieceBytesHeld() };
 }

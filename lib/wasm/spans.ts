@@ -113,6 +113,16 @@ export class SpanTable {
     return -1;
   }
 
+  /** Makes room for `keys` keys of `bytes` bytes in all, so that adding them moves no memory. */
+  reserve(keys: i32, bytes: i32): void {
+    if (this.room < keys) {
+      this.room = keys;
+      this.hashes = grown(this.hashes, <usize> keys << 2);
+      this.ends = grown(this.ends, <usize> keys << 2);
+    }
+    if (this.poolRoom < bytes) this.pool = grown(this.pool, <usize> (this.poolRoom = bytes));
+  }
+
   /** Adds the key that the last {@link find} did not find; returns its id. */
   add(from: usize, length: i32, hash: u32): i32 {
     if (this.size == this.room) {

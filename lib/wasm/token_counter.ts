@@ -87,6 +87,9 @@ export function vocabularyAt(count: i32, bytes: i32): usize {
 export function addVocabulary(count: i32): void {
   const lengths = vocabularyInput + (<usize> count << 2);
   ranks = grown(0, <usize> count << 2);
+  let bytes = 0;
+  for (let i = 0; i < count; i++) bytes += i32At(lengths, i);
+  vocabulary.reserve(count, bytes);
   let at = lengths + (<usize> count << 2);
   for (let i = 0; i < count; i++) {
     const length = i32At(lengths, i);
