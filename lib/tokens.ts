@@ -34,10 +34,7 @@ function classify(codePoint: number): number {
 }
 
 const instantiate = await loadWasm<Exports>("token_counter", { token_counter: { classify } });
-/**
- * Made at the first count (~40 ms): its tables take ~8 MB, which a process that never counts (an
- * ingest's thread when its Worker counts) does not spend.
- */
+/** Made at the first count (~20 ms): its tables take ~10 MB, which a process that never counts does not spend. */
 let counter: Exports | null = null;
 
 function tokenCounter(): Exports {
@@ -59,7 +56,7 @@ function addVocabulary(wasm: Exports): void {
   const text = cl100k.bpe_ranks;
   let count = 0;
   let most = 0;
-  forEachToken(text, (_rank, start, end) => {
+  forEachVocabularyToken(text, (_rank, start, end) => {
     count++;
     most += ((end - start) >> 2) * 3;
   });
@@ -69,7 +66,7 @@ function addVocabulary(wasm: Exports): void {
   const bytes = new Uint8Array(wasm.memory.buffer, at + 8 * count, most);
   let token = 0;
   let written = 0;
-  forEachToken(text, (rank, start, end) => {
+  forEachVocabularyToken(text, (rank, start, end) => {
     const length = decodeBase64(text, start, end, bytes, written);
     ranks[token] = rank;
     lengths[token++] = length;
@@ -79,7 +76,10 @@ function addVocabulary(wasm: Exports): void {
 }
 
 /** Calls `visit` with each token's rank and the span of its base64 in js-tiktoken's `text`. */
-function forEachToken(text: string, visit: (rank: number, start: number, end: number) => void): void {
+function forEachVocabularyToken(
+  text: string,
+  visit: (rank: number, start: number, end: number) => void,
+): void {
   const fieldEnd = (from: number, lineEnd: number) => {
     const space = text.indexOf(" ", from);
     return space < 0 || space > lineEnd ? lineEnd : space;
@@ -127,14 +127,28 @@ const utf8 = new TextEncoder();
 /** Tokens in `text` with the cl100k_base BPE, exactly as gpt-tokenizer counts them. */
 export function countTokens(text: string): number {
   const wasm = tokenCounter();
-  const room = text.length * 3;
-  const at = wasm.input(room);
-  const { written } = utf8.encodeInto(text, new Uint8Array(wasm.memory.buffer, at, room));
+  // room for the text as ASCII first, so that the counter's memory (which never shrinks) grows by
+  // only as much as a large text needs; then, if it held more, room for the rest at 3 bytes each
+  let at = wasm.input(text.length);
+  let { read, written } = utf8.encodeInto(text, new Uint8Array(wasm.memory.buffer, at, text.length));
+  if (read < text.length) {
+    const rest = text.length - read;
+    at = wasm.input(written + rest * 3);
+    written +=
+      utf8.encodeInto(text.slice(read), new Uint8Array(wasm.memory.buffer, at + written, rest * 3)).written;
+  }
   return wasm.count(written);
 }
 
-/** What the table of pieces counted holds now (for tests and diagnostics). */
-export function pieceCacheSize(): { pieces: number; bytes: number } {
+/**
+ * What the counter holds now (for tests and diagnostics): pieces of over 8 bytes remembered and
+ * their bytes, and its WebAssembly memory in all.
+ */
+export function tokenCounterState(): { pieces: number; pieceBytes: number; memoryBytes: number } {
   const wasm = tokenCounter();
-  return { pieces: wasm.piecesHeld(), bytes: wasm.pieceBytesHeld() };
+  return {
+    pieces: wasm.piecesHeld(),
+    pieceBytes: wasm.pieceBytesHeld(),
+    memoryBytes: wasm.memory.buffer.byteLength,
+  };
 }

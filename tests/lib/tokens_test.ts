@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { countTokens as countWithLibrary } from "gpt-tokenizer/encoding/cl100k_base";
-import { countTokens, pieceCacheSize } from "../../lib/tokens.ts";
+import { countTokens, tokenCounterState } from "../../lib/tokens.ts";
 
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 const library = (text: string) => countWithLibrary(text, PLAIN_TEXT);
@@ -119,8 +119,8 @@ Deno.test("countTokens counts a 1 MB run of one letter, symbol or space, window 
   }
 });
 
-Deno.test("countTokens keeps its table of pieces to 512 Ki code units, whatever the pieces, and stays exact", () => {
-  // 2,500 distinct pieces of 256 code units (a space and 255 random letters) are 640 Ki units
+Deno.test("countTokens keeps its table of long pieces to 512 KiB, whatever the pieces, and stays exact", () => {
+  // 2,500 distinct pieces of 256 bytes (a space and 255 random letters) are 640 KiB
   const next = rng(7);
   const word = () =>
     Array.from({ length: 255 }, () => String.fromCharCode(97 + Math.floor(next() * 26))).join("");
@@ -129,23 +129,32 @@ Deno.test("countTokens keeps its table of pieces to 512 Ki code units, whatever 
     const piece = ` ${word()}`;
     const count = countTokens(piece);
     if (i % 50 === 0) assert.equal(count, library(piece));
-    most = Math.max(most, pieceCacheSize().bytes);
+    most = Math.max(most, tokenCounterState().pieceBytes);
   }
   assert.ok(most >= 500 * 1024 && most < 512 * 1024 + 256, `the table held up to ${most} code units`);
 });
 
-Deno.test("countTokens reuses its work arrays: long pieces and runs pile up no memory outside the heap", () => {
+Deno.test("countTokens starts its table of short pieces again when full, and stays exact", () => {
+  // 100,000 distinct pieces of 2 to 8 bytes: the table starts again past 65,536
+  const next = rng(5);
+  const pieces = Array.from({ length: 100_000 }, (_, i) => ` ${i.toString(36)}${"qxz"[i % 3]}`.slice(0, 8));
+  for (const [i, piece] of pieces.entries()) {
+    const count = countTokens(piece);
+    if (i % 97 === 0 || next() < 0.001) assert.equal(count, library(piece), JSON.stringify(piece));
+  }
+  for (const piece of pieces.slice(0, 2_000)) assert.equal(countTokens(piece), library(piece), piece);
+});
+
+Deno.test("countTokens keeps its memory bounded: megabyte texts, long pieces, runs and new pieces reuse it", () => {
   const next = rng(11);
   const letters = (n: number) =>
     Array.from({ length: n }, () => String.fromCharCode(97 + Math.floor(next() * 26)));
-  const outside = () => Deno.memoryUsage().external;
-  const before = outside();
   let most = 0;
   for (let i = 0; i < 3; i++) {
     countTokens(letters(2 ** 20).join("")); // one run: 64 windows of the heap-based count
-    most = Math.max(most, outside() - before);
+    most = Math.max(most, tokenCounterState().memoryBytes);
     countTokens(letters(2 ** 20).map((c, j) => (j % 256 === 0 ? " " : c)).join("")); // 4,096 new pieces
-    most = Math.max(most, outside() - before);
+    most = Math.max(most, tokenCounterState().memoryBytes);
   }
-  assert.ok(most < 16 * 2 ** 20, `${(most / 2 ** 20).toFixed(1)} MB more outside the heap`);
+  assert.ok(most < 24 * 2 ** 20, `${(most / 2 ** 20).toFixed(1)} MB of WebAssembly memory`);
 });
