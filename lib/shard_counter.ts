@@ -6,7 +6,7 @@
  * a WebAssembly memory never shrinks, so it holds its largest shard's tables until the index is
  * done.
  */
-import { loadWasm, randomSeed } from "./wasm.ts";
+import { loadWasm, randomSeed, writeUtf8 } from "./wasm.ts";
 
 const instantiate = await loadWasm<Exports>("shard_counter");
 
@@ -25,7 +25,6 @@ interface Exports {
   clear(): void;
 }
 
-const utf8 = new TextEncoder();
 const ascii = new TextDecoder("latin1");
 
 /** What a shard counted, encoded; valid until the counter's next call. */
@@ -54,10 +53,8 @@ export class ShardCounter {
    * distinct raw tokens (MiniSearch's field length).
    */
   addField(mark: number, text: string, from: number, to: number): number {
-    const span = text.slice(from, to);
-    const at = this.#wasm.input(span.length * 3);
-    const { written } = utf8.encodeInto(span, new Uint8Array(this.#wasm.memory.buffer, at, span.length * 3));
-    return this.#wasm.addField(mark, written);
+    const wasm = this.#wasm;
+    return wasm.addField(mark, writeUtf8(text.slice(from, to), wasm.memory, wasm.input));
   }
 
   /**

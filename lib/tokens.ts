@@ -7,7 +7,7 @@
  * windows.
  */
 import cl100k from "js-tiktoken/ranks/cl100k_base";
-import { loadWasm, randomSeed } from "./wasm.ts";
+import { loadWasm, randomSeed, writeUtf8 } from "./wasm.ts";
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -122,22 +122,10 @@ function decodeBase64(text: string, start: number, end: number, out: Uint8Array,
   return n;
 }
 
-const utf8 = new TextEncoder();
-
 /** Tokens in `text` with the cl100k_base BPE, exactly as gpt-tokenizer counts them. */
 export function countTokens(text: string): number {
   const wasm = tokenCounter();
-  // room for the text as ASCII first, so that the counter's memory (which never shrinks) grows by
-  // only as much as a large text needs; then, if it held more, room for the rest at 3 bytes each
-  let at = wasm.input(text.length);
-  let { read, written } = utf8.encodeInto(text, new Uint8Array(wasm.memory.buffer, at, text.length));
-  if (read < text.length) {
-    const rest = text.length - read;
-    at = wasm.input(written + rest * 3);
-    written +=
-      utf8.encodeInto(text.slice(read), new Uint8Array(wasm.memory.buffer, at + written, rest * 3)).written;
-  }
-  return wasm.count(written);
+  return wasm.count(writeUtf8(text, wasm.memory, wasm.input));
 }
 
 /**

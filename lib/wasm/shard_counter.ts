@@ -59,12 +59,9 @@ export function init(seedHigh: u32, seedLow: u32): void {
   }
 }
 
-/** Where to write `bytes` bytes of input; valid until the next call. */
+/** Where to write `bytes` bytes of input, what was there kept; valid until the next call. */
 export function input(bytes: i32): usize {
-  if (inputRoom < bytes) {
-    if (inputBytes != 0) heap.free(inputBytes);
-    inputBytes = heap.alloc(<usize> (inputRoom = max(bytes, 64 * 1024)));
-  }
+  if (inputRoom < bytes) inputBytes = grown(inputBytes, <usize> (inputRoom = max(bytes, 64 * 1024)));
   return inputBytes;
 }
 
