@@ -46,7 +46,7 @@ export function mix(h: u64): u64 {
  * words took a table with a public hash 985 ms to intern instead of 9 ms, and more cost
  * quadratically more (docs/PERFORMANCE.md). Hashes are never stored.
  */
-export function spanHash(seed: u64, from: usize, to: usize): u32 {
+function spanHash(seed: u64, from: usize, to: usize): u32 {
   let h = seed ^ (<u64> (to - from) * 0x9e3779b97f4a7c15);
   let at = from;
   for (; at + 8 <= to; at += 8) h = mix(h ^ load<u64>(at));
@@ -54,7 +54,7 @@ export function spanHash(seed: u64, from: usize, to: usize): u32 {
   return <u32> h;
 }
 
-export function sameBytes(a: usize, b: usize, n: i32): bool {
+function sameBytes(a: usize, b: usize, n: i32): bool {
   let i = 0;
   for (; i + 8 <= n; i += 8) if (load<u64>(a + i) != load<u64>(b + i)) return false;
   for (; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return false;
