@@ -44,7 +44,7 @@ export function mix(h: u64): u64 {
  * from a seed that is random per instance. From a fixed seed anyone could craft a file of
  * thousands of words that share a slot, and every lookup of them would walk them all: 32,768 such
  * words took a table with a public hash 985 ms to intern instead of 9 ms, and more cost
- * quadratically more (docs/PERFORMANCE.md). Hashes are never stored.
+ * quadratically more (docs/PERFORMANCE.md). Hashes live only in memory: nothing stored depends on the seed.
  */
 function spanHash(seed: u64, from: usize, to: usize): u32 {
   let h = seed ^ (<u64> (to - from) * 0x9e3779b97f4a7c15);
