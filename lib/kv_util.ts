@@ -45,6 +45,11 @@ function keySize(key: Deno.KvKey): number {
   return n;
 }
 
+/** A key as a string, the same for equal keys (and, rarely, for some unequal ones: a harmless wait). */
+function keyId(key: Deno.KvKey): string {
+  return key.map(String).join("\u0000");
+}
+
 function valueSize(value: unknown): number {
   if (value instanceof Uint8Array) return value.byteLength;
   if (typeof value === "string") return value.length * 3;
@@ -60,23 +65,43 @@ function valueSize(value: unknown): number {
 
 type Op = { key: Deno.KvKey; value?: unknown; expireIn?: number };
 
+export interface KvBatchOptions {
+  /** Added to every commit, so a writer that lost its lease writes nothing. */
+  checks?: () => Deno.AtomicCheck[];
+  /** The error a commit whose check failed throws. */
+  onCheckFailed?: () => Error;
+  /**
+   * How many commits may be in flight at once (1 by default). A commit's landing is seen only when
+   * the JavaScript thread pauses, so with one, KV's writer waits for a pause before it gets the
+   * next. More are for writes nobody reads before the batch is flushed: commits that share no key
+   * may land in another order (one retried while the file is locked lands after those behind it),
+   * and one sent before an earlier one failed may still land. Commits that share a key never overlap.
+   */
+  inFlight?: number;
+}
+
 /**
  * Collects set/delete mutations and commits them in atomic operations that stay within KV's
- * limits. `checks` are added to every commit, so a writer that lost its lease writes nothing.
- * One commit may be in flight while the next batch fills (KV writes run off the JS thread, so a
- * large ingest overlaps them with its own work); a failed commit surfaces at the next call.
+ * limits. Commits run off the JavaScript thread while the next batch fills (a large ingest
+ * overlaps them with its own work); a failed commit surfaces at a later call, and fails every
+ * commit after it.
  */
 export class KvBatch {
   #ops: Op[] = [];
   #bytes = 0;
   #keyBytes = 0;
-  #inFlight: Promise<void> | null = null;
+  /** Commits sent and not yet awaited, oldest first, with their keys when more than one may run. */
+  #sent: { done: Promise<void>; keys: Set<string> | null }[] = [];
+  #failure: unknown = null;
+  readonly #checks: () => Deno.AtomicCheck[];
+  readonly #onCheckFailed: () => Error;
+  readonly #inFlight: number;
 
-  constructor(
-    private readonly kv: Deno.Kv,
-    private readonly checks: () => Deno.AtomicCheck[] = () => [],
-    private readonly onCheckFailed: () => Error = () => new Error("a KV check failed"),
-  ) {}
+  constructor(private readonly kv: Deno.Kv, options: KvBatchOptions = {}) {
+    this.#checks = options.checks ?? (() => []);
+    this.#onCheckFailed = options.onCheckFailed ?? (() => new Error("a KV check failed"));
+    this.#inFlight = options.inFlight ?? 1;
+  }
 
   /** Queues a set; commits first when the pending operation would grow past KV's limits. */
   async set(key: Deno.KvKey, value: unknown, expireIn?: number): Promise<void> {
@@ -94,29 +119,42 @@ export class KvBatch {
       this.#ops.length + 1 > MAX_MUTATIONS || this.#bytes + size > MAX_COMMIT_BYTES ||
       this.#keyBytes + keyBytes > MAX_COMMIT_KEY_BYTES
     ) {
-      const ops = this.#take();
-      const previous = this.#inFlight;
-      // Commits stay in order (each waits for the one before), and a failure fails every later one.
-      const current = (async () => {
-        await previous;
-        await this.#commit(ops);
-      })();
-      current.catch(() => {});
-      this.#inFlight = current;
-      await previous;
+      await this.#send(this.#take());
     }
     this.#ops.push(op);
     this.#bytes += size;
     this.#keyBytes += keyBytes;
   }
 
-  /** Commits everything queued so far, and waits for any commit still in flight. */
+  /** Commits everything queued so far, and waits for every commit still in flight. */
   async flush(): Promise<void> {
-    const ops = this.#take();
-    const previous = this.#inFlight;
-    this.#inFlight = null;
-    await previous;
-    await this.#commit(ops);
+    await this.#send(this.#take());
+    await this.#settle(0);
+  }
+
+  /** Sends a commit once fewer than `inFlight` are in flight and none of those shares a key with it. */
+  async #send(ops: Op[]): Promise<void> {
+    if (ops.length === 0) return;
+    const keys = this.#inFlight > 1 ? new Set(ops.map((op) => keyId(op.key))) : null;
+    const shares = keys !== null &&
+      this.#sent.some((sent) => sent.keys!.values().some((key) => keys.has(key)));
+    await this.#settle(shares ? 0 : this.#inFlight - 1);
+    const done = this.#commit(ops);
+    done.catch(() => {});
+    this.#sent.push({ done, keys });
+  }
+
+  /** Waits until at most `most` commits are in flight; throws the first failure, then at every call. */
+  async #settle(most: number): Promise<void> {
+    if (this.#failure) throw this.#failure;
+    while (this.#sent.length > most) {
+      try {
+        await this.#sent.shift()!.done;
+      } catch (e) {
+        this.#failure = e;
+        throw e;
+      }
+    }
   }
 
   #take(): Op[] {
@@ -128,17 +166,16 @@ export class KvBatch {
   }
 
   async #commit(ops: Op[]): Promise<void> {
-    if (ops.length === 0) return;
     const result = await commitWithRetry(() => {
       const atomic = this.kv.atomic();
-      for (const check of this.checks()) atomic.check(check);
+      for (const check of this.#checks()) atomic.check(check);
       for (const op of ops) {
         if ("value" in op) atomic.set(op.key, op.value, op.expireIn ? { expireIn: op.expireIn } : undefined);
         else atomic.delete(op.key);
       }
       return atomic.commit();
     });
-    if (!result.ok) throw this.onCheckFailed();
+    if (!result.ok) throw this.#onCheckFailed();
   }
 }
 

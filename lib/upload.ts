@@ -11,7 +11,7 @@ import { formatBytes } from "./archive.ts";
 import { restarting } from "./drain.ts";
 import { BadRequestError, LimitError } from "./errors.ts";
 import { newId } from "./ids.ts";
-import { ingestArchive, type IngestLimits } from "./ingest.ts";
+import { INGEST_COMMITS_IN_FLIGHT, ingestArchive, type IngestLimits } from "./ingest.ts";
 import { keys } from "./keys.ts";
 import { KvBatch } from "./kv_util.ts";
 import { deleteRepoData, type RepoRecord, saveRepo } from "./repos.ts";
@@ -166,7 +166,7 @@ async function ingestStream(
       stripSegments: "top",
       filters,
       limits: deps.limits,
-      batch: new KvBatch(deps.kv),
+      batch: new KvBatch(deps.kv, { inFlight: INGEST_COMMITS_IN_FLIGHT }),
       signal,
     });
     const repo: RepoRecord = {

@@ -2,7 +2,7 @@
 import type { Clock } from "../lib/clock.ts";
 import { AppError, PermanentJobError } from "../lib/errors.ts";
 import { type GitHubConfig, openArchive } from "../lib/github.ts";
-import { ingestArchive, type IngestLimits } from "../lib/ingest.ts";
+import { INGEST_COMMITS_IN_FLIGHT, ingestArchive, type IngestLimits } from "../lib/ingest.ts";
 import type { JobRecord } from "../lib/jobs.ts";
 import { keys } from "../lib/keys.ts";
 import { KvBatch } from "../lib/kv_util.ts";
@@ -99,7 +99,11 @@ export function ingestHandler(deps: IngestDeps): JobHandler {
         stripSegments: 1,
         filters: { ...repo.filters, subpath: repo.source.subpath },
         limits: deps.limits,
-        batch: new KvBatch(deps.kv, () => [ctx.leaseCheck()], ctx.leaseLost),
+        batch: new KvBatch(deps.kv, {
+          checks: () => [ctx.leaseCheck()],
+          onCheckFailed: ctx.leaseLost,
+          inFlight: INGEST_COMMITS_IN_FLIGHT,
+        }),
         signal: ctx.signal,
         onPhase: (phase, done, total) => ctx.progress(phase, done, total),
       });
