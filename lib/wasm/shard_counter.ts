@@ -183,17 +183,16 @@ function visit(from: usize, to: usize, mark: i32): void {
 }
 
 function tokenId(from: usize, to: usize): i32 {
-  const length = <i32> (to - from);
-  const hash = tokens.hash(from, to);
-  const known = tokens.find(from, length, hash);
-  if (known >= 0) return known;
-  const id = tokens.add(from, length, hash);
+  const before = tokens.size;
+  const id = tokens.intern(from, to);
+  if (id < before) return id;
   if (id == tokenRoom) {
     const room = max(1024, tokenRoom * 2);
     tokenTerm = grown(tokenTerm, <usize> room << 2);
     tokenMark = zeroedGrown(tokenMark, tokenRoom, room);
     tokenRoom = room;
   }
+  const length = <i32> (to - from);
   setI32(tokenTerm, id, length < 2 || length > 40 ? -1 : termId(from, length));
   return id;
 }
@@ -204,11 +203,9 @@ function termId(from: usize, length: i32): i32 {
     const c = <u32> load<u8>(from + i);
     store<u8>(lowered + i, c - 65 < 26 ? c + 32 : c);
   }
-  const to = lowered + <usize> length;
-  const hash = terms.hash(lowered, to);
-  const known = terms.find(lowered, length, hash);
-  if (known >= 0) return known;
-  const id = terms.add(lowered, length, hash);
+  const before = terms.size;
+  const id = terms.intern(lowered, lowered + <usize> length);
+  if (id < before) return id;
   if (id == termRoom) {
     const room = max(1024, termRoom * 2);
     termEntry = grown(termEntry, <usize> room << 2);

@@ -62,8 +62,8 @@ function sameBytes(a: usize, b: usize, n: i32): bool {
 }
 
 /**
- * A set of byte strings, each given the next id (0, 1, 2 …) as it is added; callers keep what
- * they know of a key in blocks of their own, indexed by id. The keys' bytes lie one after another
+ * A set of byte strings, each given the next id (0, 1, 2 …) as it is added (a key is new when its
+ * id is the size before); callers keep what they know of a key in blocks of their own, indexed by id. The keys' bytes lie one after another
  * in `pool`, in the order added: key `id` ends at `ends[id]`. Open addressing, linear probing, at
  * most half full.
  */
@@ -79,7 +79,7 @@ export class SpanTable {
   /** Per slot: key id + 1; 0 is empty. */
   private slots: usize;
   private slotCount: i32;
-  /** Where the last {@link find} stopped: the key's slot, or the empty one a new key takes. */
+  /** Where the last lookUp stopped: the key's slot, or the empty one a new key takes. */
   private slot: i32 = 0;
 
   /** `keys`: how many keys to make room for before the table grows. */
@@ -89,12 +89,20 @@ export class SpanTable {
     this.slots = zeroed(this.slotCount);
   }
 
-  hash(from: usize, to: usize): u32 {
-    return spanHash(this.seed, from, to);
+  /** The id of the key `[from, to)`, or -1. */
+  find(from: usize, to: usize): i32 {
+    return this.lookUp(from, <i32> (to - from), spanHash(this.seed, from, to));
   }
 
-  /** The id of the key of `length` bytes at `from`, or -1. */
-  find(from: usize, length: i32, hash: u32): i32 {
+  /** The id of the key `[from, to)`, added when new. */
+  intern(from: usize, to: usize): i32 {
+    const length = <i32> (to - from);
+    const hash = spanHash(this.seed, from, to);
+    const id = this.lookUp(from, length, hash);
+    return id >= 0 ? id : this.add(from, length, hash);
+  }
+
+  private lookUp(from: usize, length: i32, hash: u32): i32 {
     const mask = this.slotCount - 1;
     let slot = <i32> hash & mask;
     for (;; slot = (slot + 1) & mask) {
@@ -123,8 +131,8 @@ export class SpanTable {
     if (this.poolRoom < bytes) this.pool = grown(this.pool, <usize> (this.poolRoom = bytes));
   }
 
-  /** Adds the key that the last {@link find} did not find; returns its id. */
-  add(from: usize, length: i32, hash: u32): i32 {
+  /** Adds the key that the last lookUp did not find; returns its id. */
+  private add(from: usize, length: i32, hash: u32): i32 {
     if (this.size == this.room) {
       this.room = max(1024, this.room * 2);
       this.hashes = grown(this.hashes, <usize> this.room << 2);

@@ -93,10 +93,9 @@ export function addVocabulary(count: i32): void {
   let at = lengths + (<usize> count << 2);
   for (let i = 0; i < count; i++) {
     const length = i32At(lengths, i);
-    const hash = vocabulary.hash(at, at + length);
-    if (vocabulary.find(at, length, hash) < 0) {
-      setI32(ranks, vocabulary.add(at, length, hash), i32At(vocabularyInput, i));
-    }
+    const before = vocabulary.size;
+    const id = vocabulary.intern(at, at + length);
+    if (id == before) setI32(ranks, id, i32At(vocabularyInput, i));
     at += length;
   }
   heap.free(vocabularyInput);
@@ -136,11 +135,10 @@ function tokensOfPiece(from: usize, to: usize): i32 {
   if (length <= SHORT_PIECE) return shortPieceTokens(from, length);
   if (length > LONG_PIECE) return longPieceTokens(from, to);
   if (pieces.size >= MAX_PIECES || pieces.poolUsed >= MAX_PIECE_BYTES) pieces.clear();
-  const hash = pieces.hash(from, to);
-  const known = pieces.find(from, length, hash);
-  if (known >= 0) return i32At(pieceCounts, known);
+  const before = pieces.size;
+  const id = pieces.intern(from, to);
+  if (id < before) return i32At(pieceCounts, id);
   const tokens = bytePairCount(from, to);
-  const id = pieces.add(from, length, hash);
   if (id == pieceRoom) pieceCounts = grown(pieceCounts, <usize> (pieceRoom = max(1024, pieceRoom * 2)) << 2);
   setI32(pieceCounts, id, tokens);
   return tokens;
@@ -168,8 +166,7 @@ function shortPieceTokens(from: usize, length: i32): i32 {
 }
 
 function rankOf(from: usize, to: usize): i32 {
-  const length = <i32> (to - from);
-  const id = vocabulary.find(from, length, vocabulary.hash(from, to));
+  const id = vocabulary.find(from, to);
   return id < 0 ? NO_RANK : i32At(ranks, id);
 }
 
