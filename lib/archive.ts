@@ -152,11 +152,17 @@ async function* readTar(
   }
 }
 
-/** A tar entry's body, as long as its header says, in a buffer of its own. */
+/**
+ * A tar entry's body, as long as its header says, in a buffer of its own. Read with a reader that
+ * is never released (the body is done with): releasing one makes TypeErrors for the stream's
+ * `closed` promise, stack traces and all, which over 20,000 entries took ~0.1 s of the ingest.
+ */
 async function readBody(body: ReadableStream<Uint8Array>, size: number): Promise<Uint8Array> {
   const content = new Uint8Array(size);
   let filled = 0;
-  for await (const chunk of body) {
+  const reader = body.getReader();
+  for (let next; !(next = await reader.read()).done;) {
+    const chunk = next.value;
     if (filled + chunk.byteLength > size) throw invalidArchive("it is corrupt");
     content.set(chunk, filled);
     filled += chunk.byteLength;
