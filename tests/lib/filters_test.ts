@@ -95,4 +95,10 @@ Deno.test("contentFilter sniffs binary content and embedded private keys", () =>
   assert.equal(contentFilter(new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 13, 0, 1, 2, 3])), "binary");
   assert.equal(contentFilter(enc.encode("x\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n")), "secret");
   assert.equal(contentFilter(enc.encode("aws = 'AKIAABCDEFGHIJKLMNOP'")), "secret");
+  const token = `ghs_${"aB3".repeat(12)}`;
+  assert.equal(contentFilter(enc.encode(`const token = "${token}";`)), "secret");
+  // a token's shape inside a longer word is not one
+  assert.equal(contentFilter(enc.encode(`const name = "x${token}";`)), null);
+  assert.equal(contentFilter(enc.encode(`const name = "${token.slice(0, -1)}";`)), null);
+  assert.equal(contentFilter(enc.encode("aws = 'AKIAABCDEFGHIJKLMNO'")), null);
 });
