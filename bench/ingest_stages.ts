@@ -112,7 +112,7 @@ function stages(archivePath: string, dir: string) {
       try {
         const batch = new KvBatch(kv);
         for (const f of files) {
-          await writeBlob(batch, keys.repoFile("bench", "g", f.path), f.bytes, { tokens: 0, language: "" });
+          await writeBlob(batch, keys.repoFile("bench", "g", f.path), f.bytes);
         }
         for (const { key, value } of shards) await batch.set(key, value);
         await batch.flush();

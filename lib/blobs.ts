@@ -2,7 +2,8 @@
  * Values larger than one KV value (64 KiB), stored as parts under a base key.
  * Layout: parts at [...base, i], then the metadata at [...base]. The metadata write is the commit
  * point: a reader that finds metadata finds every part, and a reader never sees half a blob.
- * Small blobs keep their bytes inline in the metadata (one KV value, one mutation).
+ * A small blob is its bytes alone at the base key (one KV value, one mutation): KV stores a byte
+ * array as it is, where an object is serialised by V8 first.
  */
 import { KvBatch } from "./kv_util.ts";
 
@@ -12,14 +13,11 @@ export interface BlobMeta {
   size: number;
   parts: number;
   inline?: Uint8Array;
-  /** Extra fields callers keep beside the bytes (language, tokens, content type …). */
-  info?: Record<string, unknown>;
 }
 
 /**
- * `bytes` in a buffer of its own. A view stored inside an object (the inline bytes of the metadata)
- * is serialised with its whole underlying buffer, such as the 64 KB upload chunk a small stored zip
- * entry is a view of; a byte array stored as a value on its own is not.
+ * `bytes` in a buffer of its own: a view queued on a batch would keep its whole buffer (the 64 KB
+ * upload chunk a small stored zip entry is a view of) until the commit, and would change with it.
  */
 function ownBuffer(bytes: Uint8Array): Uint8Array {
   // a copy (not bytes.slice(): an upload's bytes may be a Node Buffer, whose slice is a view)
@@ -33,22 +31,17 @@ export async function writeBlob(
   batch: Pick<KvBatch, "set">,
   base: Deno.KvKey,
   bytes: Uint8Array,
-  info?: Record<string, unknown>,
   expireIn?: number,
 ): Promise<void> {
   if (bytes.byteLength <= PART_BYTES) {
-    await batch.set(
-      base,
-      { size: bytes.byteLength, parts: 0, inline: ownBuffer(bytes), info } satisfies BlobMeta,
-      expireIn,
-    );
+    await batch.set(base, ownBuffer(bytes), expireIn);
     return;
   }
   const parts = Math.ceil(bytes.byteLength / PART_BYTES);
   for (let i = 0; i < parts; i++) {
     await batch.set([...base, i], bytes.subarray(i * PART_BYTES, (i + 1) * PART_BYTES), expireIn);
   }
-  await batch.set(base, { size: bytes.byteLength, parts, info } satisfies BlobMeta, expireIn);
+  await batch.set(base, { size: bytes.byteLength, parts } satisfies BlobMeta, expireIn);
 }
 
 /**
@@ -78,7 +71,7 @@ export async function writeBlobFrom(
   }
   const size = parts * PART_BYTES + filled;
   if (parts === 0) {
-    await batch.set(base, { size, parts: 0, inline: part.slice(0, filled) } satisfies BlobMeta);
+    await batch.set(base, part.slice(0, filled));
     return;
   }
   await batch.set([...base, parts++], part.subarray(0, filled));
@@ -97,17 +90,18 @@ export async function putBlob(
   kv: Deno.Kv,
   base: Deno.KvKey,
   bytes: Uint8Array,
-  info?: Record<string, unknown>,
   expireIn?: number,
 ): Promise<void> {
   const batch = new KvBatch(kv);
-  await writeBlob(batch, base, bytes, info, expireIn);
+  await writeBlob(batch, base, bytes, expireIn);
   await batch.flush();
 }
 
 /** The blob's metadata, or null when no complete blob is stored at `base`. */
 export async function getBlobMeta(kv: Deno.Kv, base: Deno.KvKey): Promise<BlobMeta | null> {
-  return (await kv.get<BlobMeta>(base)).value;
+  const { value } = await kv.get<BlobMeta | Uint8Array>(base);
+  // (metadata with its bytes inline is how small blobs were stored before: they read the same)
+  return value instanceof Uint8Array ? { size: value.byteLength, parts: 0, inline: value } : value;
 }
 
 /** Streams the bytes from `start` to `end` (exclusive) of a blob, reading parts as they are pulled. */

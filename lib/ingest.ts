@@ -206,7 +206,7 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
       language: detectLanguage(path),
       priority: filePriority(path),
     };
-    await writeBlob(batch, keys.repoFile(repoId, gen, path), entry.content, { ...file });
+    await writeBlob(batch, keys.repoFile(repoId, gen, path), entry.content);
     stored.set(path, file);
     skipped.delete(path);
     await index.add(path, text);

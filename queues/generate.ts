@@ -175,7 +175,7 @@ export function generateHandler(deps: GenerateDeps): JobHandler {
       }
       const bytes = concatBytes(parts);
       const expireIn = timeLeft(art, clock.now());
-      await putBlob(kv, keys.artifactData(art.id, "audio"), bytes, { contentType: "audio/mpeg" }, expireIn);
+      await putBlob(kv, keys.artifactData(art.id, "audio"), bytes, expireIn);
       audio = { status: "ready", bytes: bytes.byteLength };
     } catch (e) {
       if (ctx.signal.aborted) throw e;
