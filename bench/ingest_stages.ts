@@ -111,8 +111,8 @@ function stages(archivePath: string, dir: string) {
       const { kv, remove } = await freshKv(dir);
       try {
         const batch = new KvBatch(kv);
-        for (const f of files) {
-          await writeBlob(batch, keys.repoFile("bench", "g", f.path), f.bytes);
+        for (const [i, f] of files.entries()) {
+          await writeBlob(batch, keys.repoFile("bench", "g", i), f.bytes);
         }
         for (const { key, value } of shards) await batch.set(key, value);
         await batch.flush();

@@ -18,6 +18,7 @@ import { KvBatch } from "../lib/kv_util.ts";
 import { OfflineProvider } from "../lib/llm/offline.ts";
 import { fence } from "../lib/llm/offline_markdown.ts";
 import type { ArtifactKind, Delta, Expertise, Passage, RepoContext } from "../lib/llm/types.ts";
+import { fileBlobKey } from "../lib/repos.ts";
 import { searchRepo } from "../lib/retrieval.ts";
 
 const { values, positionals } = parseArgs({
@@ -67,7 +68,7 @@ repo.indexShards = indexShards;
 const decode = (bytes: Uint8Array | null) => new TextDecoder().decode(bytes ?? new Uint8Array());
 const tree: Tree = JSON.parse(decode(await readBlob(kv, keys.repoTree(repo.id, repo.gen))));
 const ranked = byPriority(tree.files);
-const fileText = async (path: string) => decode(await readBlob(kv, keys.repoFile(repo.id, repo.gen, path)));
+const fileText = async (path: string) => decode(await readBlob(kv, await fileBlobKey(kv, repo, path)));
 const files = await Promise.all(
   withinBudget(ranked, budget).map(async (f) => ({
     path: f.path,

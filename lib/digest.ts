@@ -5,7 +5,7 @@
 import { getBlobMeta, readBlob } from "./blobs.ts";
 import { keys } from "./keys.ts";
 import type { Tree, TreeFile } from "./ingest.ts";
-import type { RepoRecord } from "./repos.ts";
+import { fileBlobKey, type RepoRecord } from "./repos.ts";
 
 /** The stored tree of a ready repo. */
 export async function readTree(kv: Deno.Kv, repo: RepoRecord): Promise<Tree> {
@@ -74,7 +74,7 @@ export function digestStream(
     async pull(c) {
       if (next >= chosen.length) return c.close();
       const file = chosen[next++];
-      const base = keys.repoFile(repo.id, repo.gen, file.path);
+      const base = await fileBlobKey(kv, repo, file.path);
       const bytes = await readBlob(kv, base, await getBlobMeta(kv, base));
       const body = bytes ? new TextDecoder().decode(bytes) : "";
       c.enqueue(encoder.encode(`===== ${file.path} =====\n${body}${body.endsWith("\n") ? "" : "\n"}\n`));

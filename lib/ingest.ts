@@ -36,6 +36,12 @@ export interface TreeFile {
   priority: number;
 }
 
+/** A stored file, and the number its blob is stored under (`keys.repoFile`). */
+interface StoredFile {
+  id: number;
+  file: TreeFile;
+}
+
 export interface Tree {
   files: TreeFile[];
   skipped: { path: string; reason: SkipReason }[];
@@ -102,7 +108,8 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   const index = new IndexBuilder(repoId, gen, batch);
   const tree: Tree = { files: [], skipped: [] };
   /** The stored files by path: a later entry for a path replaces an earlier one. */
-  const stored = new Map<string, TreeFile>();
+  const stored = new Map<string, StoredFile>();
+  let nextFileId = 0;
   /** Paths whose stored file a later entry dropped (the index still holds its words). */
   const dropped = new Set<string>();
   /** Whether a file was stored under a path the index already took another file's words for. */
@@ -127,12 +134,12 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   const skipped = new Map<string, SkipReason>();
   const skip = async (path: string, reason: SkipReason) => {
     listed(path);
-    const file = stored.get(path);
-    if (file) {
-      await dropBlob(batch, keys.repoFile(repoId, gen, path), file.bytes);
+    const held = stored.get(path);
+    if (held) {
+      await dropBlob(batch, keys.repoFile(repoId, gen, held.id), held.file.bytes);
       stored.delete(path);
       dropped.add(path);
-      storedBytes -= file.bytes;
+      storedBytes -= held.file.bytes;
     }
     skipped.delete(path);
     skipped.set(path, reason);
@@ -195,7 +202,7 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     // a path given again replaces its earlier file, bytes and all
     const replaced = stored.get(path);
     if (replaced || dropped.has(path)) reindexNeeded = true;
-    storedBytes += entry.content.byteLength - (replaced?.bytes ?? 0);
+    storedBytes += entry.content.byteLength - (replaced?.file.bytes ?? 0);
     if (storedBytes > limits.totalBytes) {
       throw tooLarge(`${formatBytes(limits.totalBytes)} of stored files`);
     }
@@ -206,13 +213,16 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
       language: detectLanguage(path),
       priority: filePriority(path),
     };
-    await writeBlob(batch, keys.repoFile(repoId, gen, path), entry.content);
-    stored.set(path, file);
+    if (replaced) await dropBlob(batch, keys.repoFile(repoId, gen, replaced.id), replaced.file.bytes);
+    const id = nextFileId++;
+    await writeBlob(batch, keys.repoFile(repoId, gen, id), entry.content);
+    stored.set(path, { id, file });
     skipped.delete(path);
     await index.add(path, text);
   }
 
-  tree.files = [...stored.values()].sort((a, b) => a.path.localeCompare(b.path));
+  const files = [...stored.values()].sort((a, b) => a.file.path.localeCompare(b.file.path));
+  tree.files = files.map((f) => f.file);
   tree.skipped = Array.from(skipped, ([path, reason]) => ({ path, reason }));
   for (const f of tree.files) {
     stats.bytes += f.bytes;
@@ -223,7 +233,11 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   stats.skipped = tree.skipped.length;
   await input.onPhase?.("indexing", 0, 1);
   let indexShards = await index.finish();
-  if (reindexNeeded) indexShards = await reindex(input, tree.files, indexShards);
+  if (reindexNeeded) indexShards = await reindex(input, files, indexShards);
+  // each path's number, in key order: SQLite inserts keys in order at a fraction of the cost
+  for (const path of [...stored.keys()].sort()) {
+    await batch.set(keys.repoFileId(repoId, gen, path), stored.get(path)!.id);
+  }
   await writeBlobFrom(batch, keys.repoTree(repoId, gen), treeJson(tree));
   await batch.flush();
   await input.onPhase?.("indexing", 1, 1);
@@ -257,7 +271,7 @@ function* treeJson(tree: Tree): Generator<Uint8Array> {
  * track of chunks; a path dropped after it was stored (a zip's symlink) leaves hits that are
  * skipped when their passage is read (lib/llm/context.ts).
  */
-async function reindex(input: IngestInput, files: TreeFile[], written: number): Promise<number> {
+async function reindex(input: IngestInput, files: StoredFile[], written: number): Promise<number> {
   const { kv, batch, repoId, gen } = input;
   await batch.flush();
   for (let shard = 0; shard < written; shard++) {
@@ -267,9 +281,9 @@ async function reindex(input: IngestInput, files: TreeFile[], written: number): 
   }
   await batch.flush();
   const index = new IndexBuilder(repoId, gen, batch);
-  for (const file of files) {
+  for (const { id, file } of files) {
     input.signal.throwIfAborted();
-    const bytes = await readBlob(kv, keys.repoFile(repoId, gen, file.path));
+    const bytes = await readBlob(kv, keys.repoFile(repoId, gen, id));
     if (bytes) await index.add(file.path, utf8.decode(bytes));
   }
   return await index.finish();

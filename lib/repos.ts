@@ -98,6 +98,18 @@ export function saveRepo(atomic: Deno.AtomicOperation, repo: RepoRecord, previou
   atomic.set(keys.repoExpiry(repo.expiresAt, repo.id), true);
 }
 
+/** The key of the blob that holds the repo's file at `path` (no blob is there if it stores none). */
+export async function fileBlobKey(
+  kv: Deno.Kv,
+  repo: Pick<RepoRecord, "id" | "gen">,
+  path: string,
+): Promise<Deno.KvKey> {
+  const { value: fileId } = await kv.get<number>(keys.repoFileId(repo.id, repo.gen, path));
+  return fileId === null
+    ? keys.repoFileByPath(repo.id, repo.gen, path)
+    : keys.repoFile(repo.id, repo.gen, fileId);
+}
+
 /** Deletes one generation of a repo's files, tree and index (not its record). */
 export function deleteRepoData(kv: Deno.Kv, id: string, gen: string): Promise<number> {
   return deletePrefix(kv, keys.repoData(id, gen));

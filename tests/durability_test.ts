@@ -131,13 +131,15 @@ Deno.test("main.ts finishes an ingest after a SIGKILL mid-download, never showin
     const kv = await Deno.openKv(kvPath);
     try {
       const gens = new Set<string>();
-      let fileKeys = 0;
+      const kinds: Record<string, number> = {};
       for await (const e of kv.list({ prefix: ["repo_data", repo.id] })) {
         gens.add(String(e.key[2]));
-        if (e.key[3] === "file") fileKeys++;
+        kinds[String(e.key[3])] = (kinds[String(e.key[3])] ?? 0) + 1;
       }
       assert.deepEqual([...gens], [job.id]);
-      assert.equal(fileKeys, files.length);
+      // each file's blob and its path's number
+      assert.equal(kinds.files, files.length);
+      assert.equal(kinds.file_id, files.length);
     } finally {
       kv.close();
     }

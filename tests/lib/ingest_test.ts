@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { getBlobMeta, readBlob } from "../../lib/blobs.ts";
+import { getBlobMeta, putBlob, readBlob } from "../../lib/blobs.ts";
 import { keys } from "../../lib/keys.ts";
+import { fileBlobKey } from "../../lib/repos.ts";
 import { searchRepo } from "../../lib/retrieval.ts";
 import { ingestTar } from "../helpers.ts";
 
@@ -45,6 +46,48 @@ Deno.test("ingestArchive indexes a file given again after a symlink dropped the 
   }
 });
 
+Deno.test("ingestArchive numbers files in archive order and keeps each path's number; a path given again leaves one blob", async () => {
+  const { kv, repo } = await ingestTar([
+    { path: "b.ts", content: "export const b = 1;\n" },
+    { path: "a.ts", content: "export const a = 1;\n" },
+    { path: "b.ts", content: "export const b = 2;\n" },
+    { path: "c.ts", content: "export const c = 1;\n" },
+    { path: "c.ts", type: "symlink", linkTarget: "a.ts" },
+  ]);
+  try {
+    const under = async (kind: string) => {
+      const found: [Deno.KvKeyPart, unknown][] = [];
+      for await (const e of kv.list({ prefix: ["repo_data", repo.id, repo.gen, kind] })) {
+        found.push([e.key[4], e.value]);
+      }
+      return found;
+    };
+    // b.ts's first file (0) and c.ts (3), dropped by the symlink, leave nothing behind
+    assert.deepEqual((await under("files")).map(([id]) => id), [1, 2]);
+    assert.deepEqual(await under("file_id"), [["a.ts", 1], ["b.ts", 2]]);
+    const text = async (path: string) =>
+      new TextDecoder().decode((await readBlob(kv, await fileBlobKey(kv, repo, path)))!);
+    assert.equal(await text("b.ts"), "export const b = 2;\n");
+    assert.equal(await text("a.ts"), "export const a = 1;\n");
+    assert.equal(await getBlobMeta(kv, await fileBlobKey(kv, repo, "c.ts")), null);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a repo stored before files were numbered still reads each file by its path", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const repo = { id: "old", gen: "gen" };
+    const bytes = new TextEncoder().encode("export const old = true;\n");
+    await putBlob(kv, keys.repoFileByPath(repo.id, repo.gen, "src/old.ts"), bytes);
+    assert.deepEqual(await readBlob(kv, await fileBlobKey(kv, repo, "src/old.ts")), bytes);
+    assert.equal(await getBlobMeta(kv, await fileBlobKey(kv, repo, "src/missing.ts")), null);
+  } finally {
+    kv.close();
+  }
+});
+
 Deno.test("ingestArchive stores a thousand small files with long paths (KV takes 80 KiB of keys per commit)", async () => {
   const dir = "src/main/java/com/example/inventory/warehouse/service/impl";
   const { kv, repo } = await ingestTar(
@@ -55,8 +98,8 @@ Deno.test("ingestArchive stores a thousand small files with long paths (KV takes
   );
   try {
     assert.equal(repo.stats.files, 1000);
-    const stored = await kv.get(["repo_data", repo.id, repo.gen, "file", `${dir}/Handler999.java`]);
-    assert.ok(stored.value, "the last file is stored");
+    const stored = await readBlob(kv, await fileBlobKey(kv, repo, `${dir}/Handler999.java`));
+    assert.equal(new TextDecoder().decode(stored!), "class Handler999 {}\n", "the last file is stored");
     assert.equal((await searchRepo(kv, repo, "Handler999"))[0]?.path, `${dir}/Handler999.java`);
   } finally {
     kv.close();

@@ -978,11 +978,12 @@ Deno.test("POST /api/repos/upload refuses bad archives with 400/413/422 and stor
         assert.deepEqual(paths(listed), ["README.md"]);
         assert.deepEqual(skipReasons(listed), { passwd: "symlink", "docs/up": "symlink" });
         assert.equal((await text(app, `/api/repos/${repo.id}/files/passwd`)).status, 404);
-        let files = 0;
-        for await (
-          const e of app.deps.kv.list({ prefix: ["repo_data", repo.id] })
-        ) if (e.key[3] === "file") files++;
-        assert.equal(files, 1, "the links' entries, read as files first, are not left in KV");
+        const kinds: Record<string, number> = {};
+        for await (const e of app.deps.kv.list({ prefix: ["repo_data", repo.id] })) {
+          kinds[String(e.key[3])] = (kinds[String(e.key[3])] ?? 0) + 1;
+        }
+        assert.equal(kinds.files, 1, "the links' entries, read as files first, are not left in KV");
+        assert.equal(kinds.file_id, 1);
       },
     );
     await t.step("not multipart is 415; a form without a file field is 400", async () => {
