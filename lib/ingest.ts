@@ -15,7 +15,7 @@ import { eventLoopPacer } from "./pacer.ts";
 import { checkArchivePath, fitsPathLimit, isUnder } from "./paths.ts";
 import type { RepoStats } from "./repos.ts";
 import { IndexBuilder } from "./retrieval.ts";
-import { countTokens } from "./tokens.ts";
+import { countTokensInUtf8 } from "./tokens.ts";
 import { type PlacedEntry, placeUnderTopFolder } from "./top_folder.ts";
 import { utf8Length } from "./utf8.ts";
 
@@ -209,7 +209,7 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     const file: TreeFile = {
       path,
       bytes: entry.content.byteLength,
-      tokens: countTokens(text),
+      tokens: countTokensInUtf8(entry.content),
       language: detectLanguage(path),
       priority: filePriority(path),
     };

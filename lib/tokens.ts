@@ -106,6 +106,18 @@ export function countTokens(text: string): number {
 }
 
 /**
+ * Tokens in `bytes` of valid UTF-8, as {@link countTokens} counts `new TextDecoder().decode(bytes)`
+ * (which drops a leading byte order mark). An ingest has a file's bytes: copying them into the
+ * counter saves encoding its text back (~0.05–0.1 s of the synthetic 100 MB ingest).
+ */
+export function countTokensInUtf8(bytes: Uint8Array): number {
+  const text = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? bytes.subarray(3) : bytes;
+  const wasm = tokenCounter();
+  new Uint8Array(wasm.memory.buffer, wasm.input(text.byteLength), text.byteLength).set(text);
+  return wasm.count(text.byteLength);
+}
+
+/**
  * What the counter holds now (for tests and diagnostics): pieces of over 8 bytes remembered and
  * their bytes, and its WebAssembly memory in all.
  */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { countTokens as countWithLibrary } from "gpt-tokenizer/encoding/cl100k_base";
-import { countTokens, tokenCounterState } from "../../lib/tokens.ts";
+import { countTokens, countTokensInUtf8, tokenCounterState } from "../../lib/tokens.ts";
 
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 const library = (text: string) => countWithLibrary(text, PLAIN_TEXT);
@@ -30,6 +30,26 @@ Deno.test("countTokens equals gpt-tokenizer on every source and doc file of this
     }
   }
   assert.ok(files > 50 && nonAscii > 5, `${files} files, ${nonAscii} with non-ASCII text`);
+});
+
+Deno.test("countTokensInUtf8 counts bytes as countTokens counts their text, a leading BOM dropped as decoding drops it", async () => {
+  const utf8 = new TextEncoder();
+  const texts = [
+    await Deno.readTextFile(new URL("../../lib/tokens.ts", import.meta.url)),
+    await Deno.readTextFile(new URL("../../README.md", import.meta.url)),
+    "naïve café — 日本語のテキスト 🦕 ",
+    "",
+    "\ufeff",
+  ];
+  for (const text of texts) {
+    for (const bytes of [utf8.encode(text), new Uint8Array([0xef, 0xbb, 0xbf, ...utf8.encode(text)])]) {
+      const decoded = new TextDecoder().decode(bytes);
+      assert.equal(countTokensInUtf8(bytes), countTokens(decoded), JSON.stringify(decoded.slice(0, 20)));
+    }
+  }
+  assert.equal(countTokensInUtf8(utf8.encode("\ufeffhello world")), 2);
+  // a byte order mark after the start is text, and counted
+  assert.ok(countTokensInUtf8(utf8.encode("a\ufeff")) > countTokens("a"));
 });
 
 Deno.test("countTokens equals gpt-tokenizer on generated text full of the split pattern's edge cases", () => {
