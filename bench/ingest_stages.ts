@@ -112,7 +112,7 @@ function stages(archivePath: string, dir: string) {
       try {
         const batch = new KvBatch(kv);
         for (const [i, f] of files.entries()) {
-          await writeBlob(batch, keys.repoFile("bench", "g", i), f.bytes);
+          await writeBlob(batch, keys.repoFileByNumber("bench", "g", i), f.bytes);
         }
         for (const { key, value } of shards) await batch.set(key, value);
         await batch.flush();

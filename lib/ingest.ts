@@ -36,10 +36,15 @@ export interface TreeFile {
   priority: number;
 }
 
-/** A stored file, and the number its blob is stored under (`keys.repoFile`). */
+/** A stored file, and the number its blob is stored under, or null when under its path (`keys.repoFileByPath`). */
 interface StoredFile {
-  id: number;
+  n: number | null;
   file: TreeFile;
+}
+
+/** Where a stored file's blob is. */
+function blobKey({ repoId, gen }: IngestInput, { n, file }: StoredFile): Deno.KvKey {
+  return n === null ? keys.repoFileByPath(repoId, gen, file.path) : keys.repoFileByNumber(repoId, gen, n);
 }
 
 export interface Tree {
@@ -109,7 +114,9 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   const tree: Tree = { files: [], skipped: [] };
   /** The stored files by path: a later entry for a path replaces an earlier one. */
   const stored = new Map<string, StoredFile>();
-  let nextFileId = 0;
+  /** The last path a file was stored under, and the next number for a file whose path comes before it. */
+  let lastByPath = "";
+  let nextNumber = 0;
   /** Paths whose stored file a later entry dropped (the index still holds its words). */
   const dropped = new Set<string>();
   /** Whether a file was stored under a path the index already took another file's words for. */
@@ -136,7 +143,7 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
     listed(path);
     const held = stored.get(path);
     if (held) {
-      await dropBlob(batch, keys.repoFile(repoId, gen, held.id), held.file.bytes);
+      await dropBlob(batch, blobKey(input, held), held.file.bytes);
       stored.delete(path);
       dropped.add(path);
       storedBytes -= held.file.bytes;
@@ -213,10 +220,12 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
       language: detectLanguage(path),
       priority: filePriority(path),
     };
-    if (replaced) await dropBlob(batch, keys.repoFile(repoId, gen, replaced.id), replaced.file.bytes);
-    const id = nextFileId++;
-    await writeBlob(batch, keys.repoFile(repoId, gen, id), entry.content);
-    stored.set(path, { id, file });
+    if (replaced) await dropBlob(batch, blobKey(input, replaced), replaced.file.bytes);
+    // (string order is KV's key order but for characters past U+FFFF: a file out of place is only slower)
+    const held: StoredFile = { n: path > lastByPath ? null : nextNumber++, file };
+    if (held.n === null) lastByPath = path;
+    await writeBlob(batch, blobKey(input, held), entry.content);
+    stored.set(path, held);
     skipped.delete(path);
     await index.add(path, text);
   }
@@ -234,9 +243,10 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   await input.onPhase?.("indexing", 0, 1);
   let indexShards = await index.finish();
   if (reindexNeeded) indexShards = await reindex(input, files, indexShards);
-  // each path's number, in key order: SQLite inserts keys in order at a fraction of the cost
+  // the numbers of the files stored by number, in key order
   for (const path of [...stored.keys()].sort()) {
-    await batch.set(keys.repoFileId(repoId, gen, path), stored.get(path)!.id);
+    const { n } = stored.get(path)!;
+    if (n !== null) await batch.set(keys.repoFileNumber(repoId, gen, path), n);
   }
   await writeBlobFrom(batch, keys.repoTree(repoId, gen), treeJson(tree));
   await batch.flush();
@@ -281,10 +291,10 @@ async function reindex(input: IngestInput, files: StoredFile[], written: number)
   }
   await batch.flush();
   const index = new IndexBuilder(repoId, gen, batch);
-  for (const { id, file } of files) {
+  for (const held of files) {
     input.signal.throwIfAborted();
-    const bytes = await readBlob(kv, keys.repoFile(repoId, gen, id));
-    if (bytes) await index.add(file.path, utf8.decode(bytes));
+    const bytes = await readBlob(kv, blobKey(input, held));
+    if (bytes) await index.add(held.file.path, utf8.decode(bytes));
   }
   return await index.finish();
 }

@@ -98,16 +98,19 @@ export function saveRepo(atomic: Deno.AtomicOperation, repo: RepoRecord, previou
   atomic.set(keys.repoExpiry(repo.expiresAt, repo.id), true);
 }
 
-/** The key of the blob that holds the repo's file at `path` (no blob is there if it stores none). */
+/**
+ * The key of the blob that holds the repo's file at `path` (no blob is there if it stores none): by
+ * its number when it has one, else by its path (see `keys.repoFileByPath`).
+ */
 export async function fileBlobKey(
   kv: Deno.Kv,
   repo: Pick<RepoRecord, "id" | "gen">,
   path: string,
 ): Promise<Deno.KvKey> {
-  const { value: fileId } = await kv.get<number>(keys.repoFileId(repo.id, repo.gen, path));
-  return fileId === null
+  const { value: n } = await kv.get<number>(keys.repoFileNumber(repo.id, repo.gen, path));
+  return n === null
     ? keys.repoFileByPath(repo.id, repo.gen, path)
-    : keys.repoFile(repo.id, repo.gen, fileId);
+    : keys.repoFileByNumber(repo.id, repo.gen, n);
 }
 
 /** Deletes one generation of a repo's files, tree and index (not its record). */
