@@ -1,11 +1,12 @@
 /**
- * `deno task bench ingest [--only NAMES] [--package typescript@5] [--files 20000] [--bytes-per-file 5000]
+ * `deno task bench ingest [--only NAMES] [--package typescript@5] [--files 20000] [--bytes-per-file 5000] [--sorted]
  *   [--archive PATH] [--crafted NAMES|all] [--upload] [--max-file-bytes N] [--v8-flags FLAGS] [--runs 3]
  *   [--dir DIR] [--probe-health]`
  *
  * Ingest throughput and memory. The fake GitHub serves (a) the npm tarball of `typescript@5` (a
  * large real archive, fetched with `npm pack`; TypeScript 7's package is a small launcher) and (b)
- * a synthetic repository of 20,000 files × 5,000 bytes (100 MB), both from files on disk; with
+ * a synthetic repository of 20,000 files × 5,000 bytes (100 MB), its paths in random order (in
+ * path order, as GitHub lists them, with `--sorted`), both from files on disk; with
  * `--archive`, (c) any .tar.gz with one top folder, as GitHub's have; with `--crafted`, (d) archives
  * crafted against the memory bound (bench/crafted_archives.ts: long-words, letter-runs,
  * distinct-words, long-paths). `--only` keeps the named ones of typescript, synthetic, archive and
@@ -99,10 +100,16 @@ async function npmPack(spec: string, dir: string): Promise<string> {
   return `${dir}/${name}`;
 }
 
-export async function writeSynthetic(dir: string, files: number, bytesPerFile: number): Promise<string> {
+export async function writeSynthetic(
+  dir: string,
+  files: number,
+  bytesPerFile: number,
+  sorted = false,
+): Promise<string> {
   const path = `${dir}/synthetic.tar.gz`;
   const file = await Deno.open(path, { write: true, create: true, truncate: true });
-  await syntheticRepoStream({ files, bytesPerFile, prefix: "bench-synthetic-0000000" }).pipeTo(file.writable);
+  await syntheticRepoStream({ files, bytesPerFile, sorted, prefix: "bench-synthetic-0000000" })
+    .pipeTo(file.writable);
   return path;
 }
 
@@ -279,6 +286,7 @@ export async function main(args: string[]): Promise<void> {
       "v8-flags": { type: "string" },
       files: { type: "string", default: "20000" },
       "bytes-per-file": { type: "string", default: "5000" },
+      sorted: { type: "boolean", default: false },
       archive: { type: "string" },
       crafted: { type: "string" },
       runs: { type: "string", default: "3" },
@@ -300,7 +308,12 @@ export async function main(args: string[]): Promise<void> {
     const archives: Archive[] = [];
     if (wanted("typescript")) archives.push(await describe("typescript", await npmPack(values.package, dir)));
     if (wanted("synthetic")) {
-      const path = await writeSynthetic(dir, Number(values.files), Number(values["bytes-per-file"]));
+      const path = await writeSynthetic(
+        dir,
+        Number(values.files),
+        Number(values["bytes-per-file"]),
+        values.sorted,
+      );
       archives.push(await describe("synthetic", path));
     }
     if (values.archive && wanted("archive")) archives.push(await describe("archive", values.archive));

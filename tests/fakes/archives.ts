@@ -33,6 +33,8 @@ export type SyntheticRepoOptions = {
   prefix?: string;
   /** Same seed, same bytes (default 1). */
   seed?: number;
+  /** The files listed in path order, as GitHub's archives list them (generated whole first, to sort). */
+  sorted?: boolean;
 };
 
 /** A tar entry to stream: a header and the body chunks, produced on demand. */
@@ -292,12 +294,15 @@ function* syntheticEntries(opts: SyntheticRepoOptions): Iterable<StreamEntry> {
   const prefix = normalizePrefix(opts.prefix);
   const rng = createRng(opts.seed ?? 1);
   yield* topFolder(prefix);
-  for (let i = 0; i < opts.files; i++) {
-    const ext = rng.pick(EXTS);
-    const path = `${rng.pick(DIRS)}/${rng.pick(VERBS)}${capitalize(rng.pick(NOUNS))}${i}.${ext}`;
-    const body = encoder.encode(sourceText(rng, opts.bytesPerFile, !ext.includes("js")));
-    yield { header: fileHeader(prefix + path, body.length), chunks: [body] };
-  }
+  const files = (function* () {
+    for (let i = 0; i < opts.files; i++) {
+      const ext = rng.pick(EXTS);
+      const path = `${rng.pick(DIRS)}/${rng.pick(VERBS)}${capitalize(rng.pick(NOUNS))}${i}.${ext}`;
+      const body = encoder.encode(sourceText(rng, opts.bytesPerFile, !ext.includes("js")));
+      yield { header: fileHeader(prefix + path, body.length), chunks: [body] };
+    }
+  })();
+  yield* opts.sorted ? [...files].sort((a, b) => a.header.name < b.header.name ? -1 : 1) : files;
 }
 
 /** Exactly `bytes` ASCII bytes of plausible source: imports, declarations, then a comment to fill up. */

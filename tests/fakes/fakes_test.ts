@@ -169,6 +169,14 @@ Deno.test("syntheticRepoStream has the requested files, sizes and is determinist
   const bytes = (seed: number) => new Response(syntheticRepoStream({ ...opts, files: 20, seed })).bytes();
   assert.deepEqual(await bytes(42), await bytes(42));
   assert.notDeepEqual(await bytes(42), await bytes(43));
+
+  // sorted: the same files, in path order
+  const sorted = (await tarGzHeaders(syntheticRepoStream({ ...opts, sorted: true }))).filter((h) =>
+    h.type === "file"
+  );
+  const names = files.map((h) => h.name);
+  assert.notDeepEqual(names, names.toSorted(), "unsorted, they come in random order");
+  assert.deepEqual(sorted.map((h) => h.name), names.toSorted());
 });
 
 Deno.test("syntheticRepoStream generates source-looking text", async () => {
