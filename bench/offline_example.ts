@@ -18,7 +18,7 @@ import { KvBatch } from "../lib/kv_util.ts";
 import { OfflineProvider } from "../lib/llm/offline.ts";
 import { fence } from "../lib/llm/offline_markdown.ts";
 import type { ArtifactKind, Delta, Expertise, Passage, RepoContext } from "../lib/llm/types.ts";
-import { fileBlobKey } from "../lib/repos.ts";
+import { findFileBlob } from "../lib/repos.ts";
 import { searchRepo } from "../lib/retrieval.ts";
 
 const { values, positionals } = parseArgs({
@@ -68,7 +68,10 @@ repo.indexShards = indexShards;
 const decode = (bytes: Uint8Array | null) => new TextDecoder().decode(bytes ?? new Uint8Array());
 const tree: Tree = JSON.parse(decode(await readBlob(kv, keys.repoTree(repo.id, repo.gen))));
 const ranked = byPriority(tree.files);
-const fileText = async (path: string) => decode(await readBlob(kv, await fileBlobKey(kv, repo, path)));
+const fileText = async (path: string) => {
+  const found = await findFileBlob(kv, repo, path);
+  return decode(found && await readBlob(kv, found.key, found.meta));
+};
 const files = await Promise.all(
   withinBudget(ranked, budget).map(async (f) => ({
     path: f.path,

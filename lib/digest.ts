@@ -2,10 +2,10 @@
  * The repo digest: a plain-text summary, the tree, then file contents in priority order, trimmed
  * to a token budget. Streamed: each file is read from KV only when the client pulls for more.
  */
-import { getBlobMeta, readBlob } from "./blobs.ts";
+import { readBlob } from "./blobs.ts";
 import { keys } from "./keys.ts";
 import type { Tree, TreeFile } from "./ingest.ts";
-import { fileBlobKey, type RepoRecord } from "./repos.ts";
+import { findFileBlob, type RepoRecord } from "./repos.ts";
 
 /** The stored tree of a ready repo. */
 export async function readTree(kv: Deno.Kv, repo: RepoRecord): Promise<Tree> {
@@ -74,8 +74,8 @@ export function digestStream(
     async pull(c) {
       if (next >= chosen.length) return c.close();
       const file = chosen[next++];
-      const base = await fileBlobKey(kv, repo, file.path);
-      const bytes = await readBlob(kv, base, await getBlobMeta(kv, base));
+      const found = await findFileBlob(kv, repo, file.path);
+      const bytes = found && await readBlob(kv, found.key, found.meta);
       const body = bytes ? new TextDecoder().decode(bytes) : "";
       c.enqueue(encoder.encode(`===== ${file.path} =====\n${body}${body.endsWith("\n") ? "" : "\n"}\n`));
     },

@@ -1,4 +1,5 @@
 /** Repository records: created with their ingest job in one commit, made visible only when ready. */
+import { type BlobMeta, getBlobMeta } from "./blobs.ts";
 import type { Clock } from "./clock.ts";
 import { NotFoundError } from "./errors.ts";
 import { keys } from "./keys.ts";
@@ -99,18 +100,23 @@ export function saveRepo(atomic: Deno.AtomicOperation, repo: RepoRecord, previou
 }
 
 /**
- * The key of the blob that holds the repo's file at `path` (no blob is there if it stores none): by
- * its number when it has one, else by its path (see `keys.repoFileByPath`).
+ * The blob that holds the repo's file at `path`, and its metadata; null when the repo stores no
+ * file there. A file is under its path unless it came out of key order (`keys.repoFileByPath`), so
+ * the path is looked at first: one read for the files of an archive listed in order.
  */
-export async function fileBlobKey(
+export async function findFileBlob(
   kv: Deno.Kv,
   repo: Pick<RepoRecord, "id" | "gen">,
   path: string,
-): Promise<Deno.KvKey> {
+): Promise<{ key: Deno.KvKey; meta: BlobMeta } | null> {
+  const byPath = keys.repoFileByPath(repo.id, repo.gen, path);
+  const meta = await getBlobMeta(kv, byPath);
+  if (meta) return { key: byPath, meta };
   const { value: n } = await kv.get<number>(keys.repoFileNumber(repo.id, repo.gen, path));
-  return n === null
-    ? keys.repoFileByPath(repo.id, repo.gen, path)
-    : keys.repoFileByNumber(repo.id, repo.gen, n);
+  if (n === null) return null;
+  const key = keys.repoFileByNumber(repo.id, repo.gen, n);
+  const numbered = await getBlobMeta(kv, key);
+  return numbered && { key, meta: numbered };
 }
 
 /** Deletes one generation of a repo's files, tree and index (not its record). */

@@ -11,7 +11,7 @@ import { assertValidGlobs } from "../lib/filters.ts";
 import { keys } from "../lib/keys.ts";
 import { requestGitHubIngest } from "../lib/repo_requests.ts";
 import { fitsPathLimit } from "../lib/paths.ts";
-import { fileBlobKey, publicRepo, requireReadyRepo, requireRepo } from "../lib/repos.ts";
+import { findFileBlob, publicRepo, requireReadyRepo, requireRepo } from "../lib/repos.ts";
 import { ingestUpload, uploadTooLarge } from "../lib/upload.ts";
 import { idParam, jsonBody } from "./validate.ts";
 
@@ -103,11 +103,10 @@ export function repoRoutes(deps: AppDeps) {
       throw new NotFoundError("No such file.");
     }
     if (!path || !fitsPathLimit(path)) throw new NotFoundError("No such file.");
-    const base = await fileBlobKey(kv, repo, path);
-    const meta = await getBlobMeta(kv, base);
-    if (!meta) throw new NotFoundError(`No file ${path.slice(0, 200)} in this repository.`);
-    return new Response(streamBlob(kv, base, meta), {
-      headers: { "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(meta.size) },
+    const found = await findFileBlob(kv, repo, path);
+    if (!found) throw new NotFoundError(`No file ${path.slice(0, 200)} in this repository.`);
+    return new Response(streamBlob(kv, found.key, found.meta), {
+      headers: { "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(found.meta.size) },
     });
   });
 

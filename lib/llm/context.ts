@@ -5,7 +5,7 @@
 import { readBlob } from "../blobs.ts";
 import { byPriority, readTree, repoTitle, withinBudget } from "../digest.ts";
 import type { Tree } from "../ingest.ts";
-import { fileBlobKey, type RepoRecord } from "../repos.ts";
+import { findFileBlob, type RepoRecord } from "../repos.ts";
 import { searchRepo } from "../retrieval.ts";
 import type { Passage, RepoContext } from "./types.ts";
 
@@ -21,7 +21,8 @@ const decoder = new TextDecoder();
 
 /** A file's text from KV, or null when it is not stored. */
 export async function readFileText(kv: Deno.Kv, repo: RepoRecord, path: string): Promise<string | null> {
-  const bytes = await readBlob(kv, await fileBlobKey(kv, repo, path));
+  const found = await findFileBlob(kv, repo, path);
+  const bytes = found && await readBlob(kv, found.key, found.meta);
   return bytes ? decoder.decode(bytes) : null;
 }
 

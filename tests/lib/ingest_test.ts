@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { getBlobMeta, putBlob, readBlob } from "../../lib/blobs.ts";
 import { keys } from "../../lib/keys.ts";
-import { fileBlobKey } from "../../lib/repos.ts";
+import { findFileBlob } from "../../lib/repos.ts";
 import { searchRepo } from "../../lib/retrieval.ts";
 import { ingestTar } from "../helpers.ts";
 
@@ -68,7 +68,8 @@ Deno.test("ingestArchive stores files by path while paths come in key order, by 
     assert.deepEqual(await under("files"), [[0, "bytes"], [1, "bytes"]]);
     assert.deepEqual(await under("file_id"), [["a.ts", 0], ["b.ts", 1]]);
     const text = async (path: string) => {
-      const bytes = await readBlob(kv, await fileBlobKey(kv, repo, path));
+      const found = await findFileBlob(kv, repo, path);
+      const bytes = found && await readBlob(kv, found.key, found.meta);
       return bytes && new TextDecoder().decode(bytes);
     };
     assert.deepEqual(
@@ -80,14 +81,15 @@ Deno.test("ingestArchive stores files by path while paths come in key order, by 
   }
 });
 
-Deno.test("fileBlobKey finds a file stored under its path, as before files could have numbers", async () => {
+Deno.test("findFileBlob finds a file stored under its path, as before files could have numbers", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
     const repo = { id: "old", gen: "gen" };
     const bytes = new TextEncoder().encode("export const old = true;\n");
     await putBlob(kv, keys.repoFileByPath(repo.id, repo.gen, "src/old.ts"), bytes);
-    assert.deepEqual(await readBlob(kv, await fileBlobKey(kv, repo, "src/old.ts")), bytes);
-    assert.equal(await getBlobMeta(kv, await fileBlobKey(kv, repo, "src/missing.ts")), null);
+    const found = await findFileBlob(kv, repo, "src/old.ts");
+    assert.deepEqual(await readBlob(kv, found!.key, found!.meta), bytes);
+    assert.equal(await findFileBlob(kv, repo, "src/missing.ts"), null);
   } finally {
     kv.close();
   }
@@ -103,7 +105,8 @@ Deno.test("ingestArchive stores a thousand small files with long paths (KV takes
   );
   try {
     assert.equal(repo.stats.files, 1000);
-    const stored = await readBlob(kv, await fileBlobKey(kv, repo, `${dir}/Handler999.java`));
+    const found = await findFileBlob(kv, repo, `${dir}/Handler999.java`);
+    const stored = found && await readBlob(kv, found.key, found.meta);
     assert.equal(new TextDecoder().decode(stored!), "class Handler999 {}\n", "the last file is stored");
     assert.equal((await searchRepo(kv, repo, "Handler999"))[0]?.path, `${dir}/Handler999.java`);
   } finally {
