@@ -139,7 +139,7 @@ Deno.test("main.ts finishes an ingest after a SIGKILL mid-download, never showin
       assert.deepEqual([...gens], [job.id]);
       // each file's blob, under its path or a number, and the path's number for each of the latter
       assert.equal((kinds.file ?? 0) + (kinds.files ?? 0), files.length);
-      assert.equal(kinds.file_id ?? 0, kinds.files ?? 0);
+      assert.equal(kinds.file_number ?? 0, kinds.files ?? 0);
     } finally {
       kv.close();
     }

@@ -984,7 +984,7 @@ Deno.test("POST /api/repos/upload refuses bad archives with 400/413/422 and stor
         }
         const blobs = (kinds.file ?? 0) + (kinds.files ?? 0);
         assert.equal(blobs, 1, "the links' entries, read as files first, are not left in KV");
-        assert.equal(kinds.file_id ?? 0, kinds.files ?? 0);
+        assert.equal(kinds.file_number ?? 0, kinds.files ?? 0);
       },
     );
     await t.step("not multipart is 415; a form without a file field is 400", async () => {
