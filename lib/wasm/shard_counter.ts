@@ -17,11 +17,23 @@
  */
 import { grown, i32At, setI32, SpanTable } from "./spans";
 
-/** The raw tokens; per raw token id, its term id (-1: none) and the last mark it was seen in. */
+/**
+ * The raw tokens; per raw token id, its term id (-1: none), the last mark it was seen in, and the
+ * span of {@link partIds} that lists its parts' ids when it is a word (start -1: not worked out).
+ */
 const tokens = new SpanTable(1024);
 let tokenTerm: usize = 0;
 let tokenMark: usize = 0;
+let tokenPartsStart: usize = 0;
+let tokenPartsEnd: usize = 0;
 let tokenRoom: i32 = 0;
+/**
+ * The ids of words' parts, a word's one after another: at most one per two bytes of the shard's
+ * words (a `_` between each), so a few MB when a shard's 2 Mi characters are all such words.
+ */
+let partIds: usize = 0;
+let partIdRoom: i32 = 0;
+let partIdCount: i32 = 0;
 
 /** The terms; per term id, the last mark it was seen in and its count's entry there. */
 const terms = new SpanTable(1024);
@@ -97,6 +109,7 @@ export function clear(): void {
   tokens.clear();
   terms.clear();
   entryCount = 0;
+  partIdCount = 0;
 }
 
 /**
@@ -109,15 +122,14 @@ export function addField(mark: i32, length: i32): i32 {
   for (let i = inputBytes; i < end;) {
     while (i < end && classOf(i) == 0) i++;
     if (i == end) break;
-    let j = i;
-    let splits = false;
-    for (; j < end; j++) {
-      const k = classOf(j);
-      if (k == 0) break;
-      if (k == UNDERSCORE || (k == UPPER && j > i)) splits = true;
-    }
-    visit(i, j, mark);
-    if (splits) visitParts(i, j, mark);
+    let j = i + 1;
+    while (j < end && classOf(j) != 0) j++;
+    const word = tokenId(i, j);
+    visit(word, mark);
+    // a word seen again has its parts' ids at hand: they are found and interned once per shard
+    if (i32At(tokenPartsStart, word) < 0) findParts(word, i, j);
+    const last = i32At(tokenPartsEnd, word);
+    for (let p = i32At(tokenPartsStart, word); p < last; p++) visit(i32At(partIds, p), mark);
     i = j;
   }
   return distinct;
@@ -127,8 +139,14 @@ function classOf(at: usize): u32 {
   return <u32> unchecked(classes[load<u8>(at)]);
 }
 
-/** The parts of the word `[start, end)`, when it splits into more than one (see forEachToken). */
-function visitParts(start: usize, end: usize, mark: i32): void {
+/** Lists the ids of the parts of `word`, `[start, end)`, when it splits into more than one (see forEachToken). */
+function findParts(word: i32, start: usize, end: usize): void {
+  const first = partIdCount;
+  setI32(tokenPartsStart, word, first);
+  setI32(tokenPartsEnd, word, first);
+  let splits = false;
+  for (let k = start + 1; k < end && !splits; k++) splits = (classOf(k) & (UNDERSCORE | UPPER)) != 0;
+  if (!splits && classOf(start) != UNDERSCORE) return;
   let bounds = 0;
   let partStart = start;
   for (let k = start; k < end; k++) {
@@ -147,8 +165,13 @@ function visitParts(start: usize, end: usize, mark: i32): void {
   if (bounds == 0) return;
   bounds = addPart(bounds, partStart, end);
   for (let p = 0; p < bounds; p += 2) {
-    visit(<usize> i32At(partBounds, p), <usize> i32At(partBounds, p + 1), mark);
+    const part = tokenId(<usize> i32At(partBounds, p), <usize> i32At(partBounds, p + 1));
+    if (partIdRoom == partIdCount) {
+      partIds = grown(partIds, <usize> (partIdRoom = max(1024, partIdRoom * 2)) << 2);
+    }
+    setI32(partIds, partIdCount++, part);
   }
+  setI32(tokenPartsEnd, word, partIdCount);
 }
 
 function addPart(at: i32, from: usize, to: usize): i32 {
@@ -158,8 +181,7 @@ function addPart(at: i32, from: usize, to: usize): i32 {
   return at + 2;
 }
 
-function visit(from: usize, to: usize, mark: i32): void {
-  const token = tokenId(from, to);
+function visit(token: i32, mark: i32): void {
   if (i32At(tokenMark, token) != mark) {
     setI32(tokenMark, token, mark);
     distinct++;
@@ -189,11 +211,14 @@ function tokenId(from: usize, to: usize): i32 {
   if (id == tokenRoom) {
     const room = max(1024, tokenRoom * 2);
     tokenTerm = grown(tokenTerm, <usize> room << 2);
+    tokenPartsStart = grown(tokenPartsStart, <usize> room << 2);
+    tokenPartsEnd = grown(tokenPartsEnd, <usize> room << 2);
     tokenMark = zeroedGrown(tokenMark, tokenRoom, room);
     tokenRoom = room;
   }
   const length = <i32> (to - from);
   setI32(tokenTerm, id, length < 2 || length > 40 ? -1 : termId(from, length));
+  setI32(tokenPartsStart, id, -1);
   return id;
 }
 
