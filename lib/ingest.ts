@@ -8,6 +8,7 @@ import { type ArchiveEntry, formatBytes, readArchive } from "./archive.ts";
 import { dropBlob, getBlobMeta, readBlob, writeBlob, writeBlobFrom } from "./blobs.ts";
 import { PermanentJobError } from "./errors.ts";
 import { detectLanguage, filePriority } from "./file_info.ts";
+import { writeFileNumbers } from "./file_numbers.ts";
 import { contentFilter, type FilterOptions, pathFilter, type SkipReason } from "./filters.ts";
 import { keys } from "./keys.ts";
 import type { KvBatch } from "./kv_util.ts";
@@ -243,11 +244,8 @@ export async function ingestArchive(input: IngestInput): Promise<IngestResult> {
   await input.onPhase?.("indexing", 0, 1);
   let indexShards = await index.finish();
   if (reindexNeeded) indexShards = await reindex(input, files, indexShards);
-  // the numbers of the files stored by number, in key order
-  for (const path of [...stored.keys()].sort()) {
-    const { n } = stored.get(path)!;
-    if (n !== null) await batch.set(keys.repoFileNumber(repoId, gen, path), n);
-  }
+  const numbered = files.flatMap(({ n, file }): [string, number][] => n === null ? [] : [[file.path, n]]);
+  await writeFileNumbers(batch, repoId, gen, numbered);
   await writeBlobFrom(batch, keys.repoTree(repoId, gen), treeJson(tree));
   await batch.flush();
   await input.onPhase?.("indexing", 1, 1);

@@ -20,13 +20,15 @@ export const keys = {
   /**
    * A stored file's blob is under its path while the archive lists paths in key order (GitHub's
    * do), so that KV appends it; a file out of that order is under the next number instead, and its
-   * path's number under repoFileNumber. Either way SQLite inserts at the end of its B-tree: a file
-   * inserted at a random place cost ~2.5× as much (docs/PERFORMANCE.md).
+   * path's number is in a page under repoFileNumbers (lib/file_numbers.ts). Either way SQLite
+   * inserts at the end of its B-tree: a file inserted at a random place cost ~2.5× as much
+   * (docs/PERFORMANCE.md).
    */
   repoFileByPath: (id: string, gen: string, path: string) => ["repo_data", id, gen, "file", path] as const,
   repoFileByNumber: (id: string, gen: string, n: number) => ["repo_data", id, gen, "files", n] as const,
-  repoFileNumber: (id: string, gen: string, path: string) =>
-    ["repo_data", id, gen, "file_number", path] as const,
+  repoFileNumbers: (id: string, gen: string, firstPath: string) =>
+    ["repo_data", id, gen, "file_numbers", firstPath] as const,
+  repoFileNumbersPrefix: (id: string, gen: string) => ["repo_data", id, gen, "file_numbers"] as const,
   repoTree: (id: string, gen: string) => ["repo_data", id, gen, "tree"] as const,
   repoIndexShard: (id: string, gen: string, shard: number) => ["repo_data", id, gen, "index", shard] as const,
   uploadPending: (id: string) => ["upload_pending", id] as const,

@@ -2,6 +2,7 @@
 import { type BlobMeta, getBlobMeta } from "./blobs.ts";
 import type { Clock } from "./clock.ts";
 import { NotFoundError } from "./errors.ts";
+import { findFileNumber } from "./file_numbers.ts";
 import { keys } from "./keys.ts";
 import { deletePrefix } from "./kv_util.ts";
 
@@ -112,7 +113,7 @@ export async function findFileBlob(
   const byPath = keys.repoFileByPath(repo.id, repo.gen, path);
   const meta = await getBlobMeta(kv, byPath);
   if (meta) return { key: byPath, meta };
-  const { value: n } = await kv.get<number>(keys.repoFileNumber(repo.id, repo.gen, path));
+  const n = await findFileNumber(kv, repo.id, repo.gen, path);
   if (n === null) return null;
   const key = keys.repoFileByNumber(repo.id, repo.gen, n);
   const numbered = await getBlobMeta(kv, key);

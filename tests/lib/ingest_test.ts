@@ -66,7 +66,7 @@ Deno.test("ingestArchive stores files by path while paths come in key order, by 
     // b.ts's first file and c.ts (dropped by the symlink) leave nothing behind
     assert.deepEqual(await under("file"), [["d.ts", "bytes"]]);
     assert.deepEqual(await under("files"), [[0, "bytes"], [1, "bytes"]]);
-    assert.deepEqual(await under("file_number"), [["a.ts", 0], ["b.ts", 1]]);
+    assert.deepEqual(await under("file_numbers"), [["a.ts", { paths: ["a.ts", "b.ts"], numbers: [0, 1] }]]);
     const text = async (path: string) => {
       const found = await findFileBlob(kv, repo, path);
       const bytes = found && await readBlob(kv, found.key, found.meta);
