@@ -379,15 +379,30 @@ function planeClass(codePoint: u32): u32 {
   return kind;
 }
 
-/** The end of the run of characters of class `kind` from `at`, at most `most` of them. */
-function runEnd(at: usize, end: usize, kind: u32, most: i32): usize {
-  for (let n = 0; at < end && n < most; n++) {
+/** The end of the run of characters of class `kind` from `at`. */
+function runEnd(at: usize, end: usize, kind: u32): usize {
+  while (at < end) {
     const c = <u32> load<u8>(at);
     if (c < 0x80) {
       if (<u32> unchecked(planeClasses[c]) != kind) break;
       at++;
     } else {
       if (classAt(at) != kind) break;
+      at += width;
+    }
+  }
+  return at;
+}
+
+/** The end of the run of digits from `at`, at most three of them. */
+function digitsEnd(at: usize, end: usize): usize {
+  for (let n = 0; at < end && n < 3; n++) {
+    const c = <u32> load<u8>(at);
+    if (c < 0x80) {
+      if (<u32> unchecked(planeClasses[c]) != DIGIT) break;
+      at++;
+    } else {
+      if (classAt(at) != DIGIT) break;
       at += width;
     }
   }
@@ -422,14 +437,14 @@ function pieceEnd(at: usize, end: usize): usize {
     const j = contractionEnd(at, end);
     if (j != 0) return j;
   }
-  if (kind == LETTER) return runEnd(at, end, LETTER, i32.MAX_VALUE);
+  if (kind == LETTER) return runEnd(at, end, LETTER);
   if (kind != DIGIT && !isNewline(c) && next < end && classOf(next) == LETTER) {
-    return runEnd(next, end, LETTER, i32.MAX_VALUE);
+    return runEnd(next, end, LETTER);
   }
-  if (kind == DIGIT) return runEnd(at, end, DIGIT, 3);
+  if (kind == DIGIT) return digitsEnd(at, end);
   const k = c == SPACE ? at + 1 : at;
   if (k < end && classOf(k) == OTHER) {
-    let j = runEnd(k, end, OTHER, i32.MAX_VALUE);
+    let j = runEnd(k, end, OTHER);
     while (j < end && isNewline(load<u8>(j))) j++;
     return j;
   }
