@@ -394,7 +394,10 @@ function runEnd(at: usize, end: usize, kind: u32): usize {
   return at;
 }
 
-/** The end of the run of digits from `at`, at most three of them. */
+/**
+ * The end of the run of digits from `at`, at most three of them. The loop repeats runEnd's step on
+ * purpose: the two sharing a step function made counting ~50 % slower (a throwaway driver).
+ */
 function digitsEnd(at: usize, end: usize): usize {
   for (let n = 0; at < end && n < 3; n++) {
     const c = <u32> load<u8>(at);
