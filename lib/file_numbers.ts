@@ -59,7 +59,10 @@ export async function writeFileNumbers(
   if (page.paths.length > 0) await batch.set(keys.repoFileNumbers(repoId, gen, page.paths[0]), page);
 }
 
-/** The number the file at `path` is stored under, or null when it is not stored by number. */
+/**
+ * The number the file at `path` is stored under, or null when it is not stored by number. A repo
+ * stored before the pages (2026-11-23) has a key per path instead, read when there is no page.
+ */
 export async function findFileNumber(
   kv: Deno.Kv,
   repoId: string,
@@ -82,6 +85,7 @@ export async function findFileNumber(
       if (order < 0) low = middle + 1;
       else high = middle - 1;
     }
+    return null;
   }
-  return null;
+  return (await kv.get<number>(keys.repoFileNumberOfPath(repoId, gen, path))).value;
 }

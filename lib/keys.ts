@@ -29,6 +29,9 @@ export const keys = {
   repoFileNumbers: (id: string, gen: string, firstPath: string) =>
     ["repo_data", id, gen, "file_numbers", firstPath] as const,
   repoFileNumbersPrefix: (id: string, gen: string) => ["repo_data", id, gen, "file_numbers"] as const,
+  /** A path's number as ingests wrote it before the pages (a key per path): read for repos stored then. */
+  repoFileNumberOfPath: (id: string, gen: string, path: string) =>
+    ["repo_data", id, gen, "file_number", path] as const,
   repoTree: (id: string, gen: string) => ["repo_data", id, gen, "tree"] as const,
   repoIndexShard: (id: string, gen: string, shard: number) => ["repo_data", id, gen, "index", shard] as const,
   uploadPending: (id: string) => ["upload_pending", id] as const,

@@ -95,6 +95,21 @@ Deno.test("findFileBlob finds a file stored under its path, as before files coul
   }
 });
 
+Deno.test("findFileBlob finds a file stored by number with a key per path, as before the pages", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const repo = { id: "old", gen: "gen" };
+    const bytes = new TextEncoder().encode("export const numbered = true;\n");
+    await putBlob(kv, keys.repoFileByNumber(repo.id, repo.gen, 7), bytes);
+    await kv.set(keys.repoFileNumberOfPath(repo.id, repo.gen, "src/b.ts"), 7);
+    const found = await findFileBlob(kv, repo, "src/b.ts");
+    assert.deepEqual(await readBlob(kv, found!.key, found!.meta), bytes);
+    assert.equal(await findFileBlob(kv, repo, "src/a.ts"), null);
+  } finally {
+    kv.close();
+  }
+});
+
 Deno.test("ingestArchive stores a thousand small files with long paths (KV takes 80 KiB of keys per commit)", async () => {
   const dir = "src/main/java/com/example/inventory/warehouse/service/impl";
   const { kv, repo } = await ingestTar(
