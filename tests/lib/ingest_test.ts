@@ -81,30 +81,22 @@ Deno.test("ingestArchive stores files by path while paths come in key order, by 
   }
 });
 
-Deno.test("findFileBlob finds a file stored under its path, as before files could have numbers", async () => {
+Deno.test("findFileBlob finds files as earlier versions stored them: under the path, or by number with a key per path", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
     const repo = { id: "old", gen: "gen" };
-    const bytes = new TextEncoder().encode("export const old = true;\n");
-    await putBlob(kv, keys.repoFileByPath(repo.id, repo.gen, "src/old.ts"), bytes);
-    const found = await findFileBlob(kv, repo, "src/old.ts");
-    assert.deepEqual(await readBlob(kv, found!.key, found!.meta), bytes);
-    assert.equal(await findFileBlob(kv, repo, "src/missing.ts"), null);
-  } finally {
-    kv.close();
-  }
-});
-
-Deno.test("findFileBlob finds a file stored by number with a key per path, as before the pages", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    const repo = { id: "old", gen: "gen" };
-    const bytes = new TextEncoder().encode("export const numbered = true;\n");
-    await putBlob(kv, keys.repoFileByNumber(repo.id, repo.gen, 7), bytes);
-    await kv.set(keys.repoFileNumberOfPath(repo.id, repo.gen, "src/b.ts"), 7);
-    const found = await findFileBlob(kv, repo, "src/b.ts");
-    assert.deepEqual(await readBlob(kv, found!.key, found!.meta), bytes);
-    assert.equal(await findFileBlob(kv, repo, "src/a.ts"), null);
+    const byPath = new TextEncoder().encode("export const old = true;\n");
+    const byNumber = new TextEncoder().encode("export const numbered = true;\n");
+    await putBlob(kv, keys.repoFileByPath(repo.id, repo.gen, "src/old.ts"), byPath);
+    await putBlob(kv, keys.repoFileByNumber(repo.id, repo.gen, 7), byNumber);
+    await kv.set(keys.repoFileNumberOfPath(repo.id, repo.gen, "src/numbered.ts"), 7);
+    const read = async (path: string) => {
+      const found = await findFileBlob(kv, repo, path);
+      return found && await readBlob(kv, found.key, found.meta);
+    };
+    assert.deepEqual(await read("src/old.ts"), byPath);
+    assert.deepEqual(await read("src/numbered.ts"), byNumber);
+    assert.equal(await read("src/missing.ts"), null);
   } finally {
     kv.close();
   }
