@@ -19,7 +19,8 @@ import { grown, i32At, setI32, SpanTable } from "./spans";
 
 /**
  * The raw tokens; per raw token id, its term id (-1: none), the last mark it was seen in, and the
- * span of {@link partIds} that lists its parts' ids when it is a word (start -1: not worked out).
+ * span of {@link partIds} that lists its parts' ids when it is a word (start {@link PARTS_UNKNOWN}:
+ * not worked out yet; {@link PARTS_EACH_TIME}: too many to list).
  */
 const tokens = new SpanTable(1024);
 let tokenTerm: usize = 0;
@@ -28,9 +29,14 @@ let tokenPartsStart: usize = 0;
 let tokenPartsEnd: usize = 0;
 let tokenRoom: i32 = 0;
 /**
- * The ids of words' parts, a word's one after another: at most one per two bytes of the shard's
- * words (a `_` between each), so a few MB when a shard's 2 Mi characters are all such words.
+ * The ids of words' parts, a word's one after another, for each distinct word of the shard that
+ * has at most {@link MAX_LISTED_PARTS}: at most 8 × 65,536 ids, 2 MB. A word with more (a run of
+ * `_` is all empty parts) is split again each time it occurs: listed, a crafted shard of such
+ * words took 15 MB more.
  */
+const MAX_LISTED_PARTS = 8;
+const PARTS_UNKNOWN = -1;
+const PARTS_EACH_TIME = -2;
 let partIds: usize = 0;
 let partIdRoom: i32 = 0;
 let partIdCount: i32 = 0;
@@ -127,9 +133,15 @@ export function addField(mark: i32, length: i32): i32 {
     const word = tokenId(i, j);
     visit(word, mark);
     // a word seen again has its parts' ids at hand: they are found and interned once per shard
-    if (i32At(tokenPartsStart, word) < 0) findParts(word, i, j);
-    const last = i32At(tokenPartsEnd, word);
-    for (let p = i32At(tokenPartsStart, word); p < last; p++) visit(i32At(partIds, p), mark);
+    if (i32At(tokenPartsStart, word) == PARTS_UNKNOWN) listParts(word, i, j);
+    const first = i32At(tokenPartsStart, word);
+    if (first == PARTS_EACH_TIME) {
+      const bounds = splitParts(i, j);
+      for (let p = 0; p < bounds; p += 2) visit(partAt(p), mark);
+    } else {
+      const last = i32At(tokenPartsEnd, word);
+      for (let p = first; p < last; p++) visit(i32At(partIds, p), mark);
+    }
     i = j;
   }
   return distinct;
@@ -139,14 +151,38 @@ function classOf(at: usize): u32 {
   return <u32> unchecked(classes[load<u8>(at)]);
 }
 
-/** Lists the ids of the parts of `word`, `[start, end)`, when it splits into more than one (see forEachToken). */
-function findParts(word: i32, start: usize, end: usize): void {
+/** Lists the ids of the parts of `word`, `[start, end)`, or marks it to be split each time. */
+function listParts(word: i32, start: usize, end: usize): void {
+  const bounds = splitParts(start, end);
+  if (bounds > 2 * MAX_LISTED_PARTS) {
+    setI32(tokenPartsStart, word, PARTS_EACH_TIME);
+    return;
+  }
   const first = partIdCount;
+  for (let p = 0; p < bounds; p += 2) {
+    const part = partAt(p);
+    if (partIdRoom == partIdCount) {
+      partIds = grown(partIds, <usize> (partIdRoom = max(1024, partIdRoom * 2)) << 2);
+    }
+    setI32(partIds, partIdCount++, part);
+  }
   setI32(tokenPartsStart, word, first);
-  setI32(tokenPartsEnd, word, first);
+  setI32(tokenPartsEnd, word, partIdCount);
+}
+
+/** The id of the part whose bounds are at `p` in {@link partBounds}, interned when new. */
+function partAt(p: i32): i32 {
+  return tokenId(<usize> i32At(partBounds, p), <usize> i32At(partBounds, p + 1));
+}
+
+/**
+ * Puts the bounds of the parts of the word `[start, end)` in {@link partBounds}, when it splits
+ * into more than one (see forEachToken); returns how many bounds (two a part), 0 when it does not.
+ */
+function splitParts(start: usize, end: usize): i32 {
   let splits = false;
   for (let k = start + 1; k < end && !splits; k++) splits = (classOf(k) & (UNDERSCORE | UPPER)) != 0;
-  if (!splits && classOf(start) != UNDERSCORE) return;
+  if (!splits && classOf(start) != UNDERSCORE) return 0;
   let bounds = 0;
   let partStart = start;
   for (let k = start; k < end; k++) {
@@ -162,16 +198,7 @@ function findParts(word: i32, start: usize, end: usize): void {
       }
     }
   }
-  if (bounds == 0) return;
-  bounds = addPart(bounds, partStart, end);
-  for (let p = 0; p < bounds; p += 2) {
-    const part = tokenId(<usize> i32At(partBounds, p), <usize> i32At(partBounds, p + 1));
-    if (partIdRoom == partIdCount) {
-      partIds = grown(partIds, <usize> (partIdRoom = max(1024, partIdRoom * 2)) << 2);
-    }
-    setI32(partIds, partIdCount++, part);
-  }
-  setI32(tokenPartsEnd, word, partIdCount);
+  return bounds == 0 ? 0 : addPart(bounds, partStart, end);
 }
 
 function addPart(at: i32, from: usize, to: usize): i32 {
@@ -218,7 +245,7 @@ function tokenId(from: usize, to: usize): i32 {
   }
   const length = <i32> (to - from);
   setI32(tokenTerm, id, length < 2 || length > 40 ? -1 : termId(from, length));
-  setI32(tokenPartsStart, id, -1);
+  setI32(tokenPartsStart, id, PARTS_UNKNOWN);
   return id;
 }
 

@@ -53,6 +53,9 @@ Deno.test("the WebAssembly counter finds the tokens and terms the JavaScript tok
     "__init__",
     "parseGitHubUrl",
     "abcdefghijklmnopqrstuvwxyz0123456789",
+    // more parts than the counter lists per word: split again at each occurrence
+    "a_b_c_d_e_f_g_h_i_j",
+    "__________",
   ])];
   const distinct = fields.map((text, i) => counter.addField(i + 1, text, 0, text.length));
   const expected = reference(fields);
